@@ -1,0 +1,170 @@
+"""The linter: compose -> schema -> rules for each composition asked for, then suppress and report once.
+
+What gets composed:
+- nothing named: the default composition and each option file of each group of the config
+  directory, composed with the defaults (``lora=r64``, ``model=bert-base``, ...);
+- overrides: that one composition;
+- files (what pre-commit passes): each option file as part of a composition (``group=option``),
+  ``config.yaml`` as the default composition; files outside the run's groups are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from compiler import codes
+from compiler.compose import GROUPS, PRIMARY, Composer, Composition
+from compiler.diagnostics import COMMAND_LINE, Diagnostic, Location, Severity
+from compiler.resources import shipped_conf_dir
+from compiler.rules import RULES
+from compiler.rules._base import LintContext
+from compiler.settings import Settings
+from compiler.validate import validate
+from compiler.yamlpos import source_line
+
+NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?\s*$")
+
+
+@dataclass
+class LintResult:
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    compositions: int = 0
+    suppressed: int = 0
+
+    def count(self, severity: Severity) -> int:
+        return sum(d.severity == severity for d in self.diagnostics)
+
+    @property
+    def has_errors(self) -> bool:
+        return self.count(Severity.ERROR) > 0
+
+
+def lint_composition(composer: Composer, overrides: Sequence[str] = ()) -> list[Diagnostic]:
+    """Every diagnostic of one composition, unsuppressed."""
+    return check_composition(composer, overrides)[1]
+
+
+def check_composition(composer: Composer, overrides: Sequence[str] = ()) -> tuple[Composition | None, list[Diagnostic]]:
+    """Compose, validate, run the rules. Rules only see schema-valid configs."""
+    comp, diags = composer.compose(overrides)
+    if comp is None or any(d.severity == Severity.ERROR for d in diags):
+        return comp, diags
+    diags.extend(validate(comp))
+    if any(d.severity == Severity.ERROR for d in diags):
+        return comp, diags
+    ctx = LintContext(comp)
+    for rule in RULES:
+        assert rule.check is not None
+        for f in rule.check(ctx):
+            diags.append(Diagnostic(rule.code, f.severity or rule.severity, f.message, f.key,
+                                    comp.locate(f.key), f.fix, comp.overrides))
+    return comp, diags
+
+
+def default_config_dir(cwd: Path | None = None) -> Path:
+    """The user's ``conf/`` in the working directory, else loracfg's shipped one."""
+    own = (cwd or Path.cwd()) / "conf"
+    return own if (own / PRIMARY).with_suffix(".yaml").is_file() or any((own / g).is_dir() for g in GROUPS) \
+        else shipped_conf_dir()
+
+
+@dataclass
+class _Plan:
+    by_dir: dict[Path, list[tuple[str, ...]]] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    every_option: bool = False  # also each option file of the config dir, composed with the defaults
+
+    def add(self, config_dir: Path, overrides: Iterable[str]) -> None:
+        runs = self.by_dir.setdefault(config_dir.resolve(), [])
+        t = tuple(overrides)
+        if t not in runs:
+            runs.append(t)
+
+
+def _file_target(path: Path, config_dir: Path | None) -> tuple[Path, str | None] | None:
+    """(config dir, 'group=option' or None for the default composition), or None if not a run config file."""
+    if path.suffix not in (".yaml", ".yml"):
+        return None
+    path = path.resolve()
+    if path.parent.name in GROUPS:
+        root = path.parent.parent
+        if config_dir is None or root == config_dir.resolve():
+            return root, f"{path.parent.name}={path.stem}"
+    if path.stem == PRIMARY and (config_dir is None or path.parent == config_dir.resolve()):
+        return path.parent, None
+    return None
+
+
+def plan(args: Sequence[str], config_dir: Path | None) -> _Plan:
+    files = [a for a in args if "=" not in a and not a.startswith(("~", "+"))]
+    overrides = [a for a in args if a not in files]
+    p = _Plan()
+    if not files:
+        root = config_dir or default_config_dir()
+        p.add(root, overrides)
+        p.every_option = not overrides
+        return p
+    for f in files:
+        path = Path(f)
+        if not path.is_file():
+            p.diagnostics.append(Diagnostic(codes.MISSING_FILE.code, codes.MISSING_FILE.severity,
+                                            f"no such file: '{f}'", None, Location(COMMAND_LINE, 1, 1)))
+            continue
+        target = _file_target(path, config_dir)
+        if target is None:
+            continue  # not a run config file (e.g. conf/hydra/launcher/*.yaml): nothing of ours to lint
+        root, choice = target
+        p.add(root, [*overrides, choice] if choice else overrides)
+    return p
+
+
+def _noqa(diag: Diagnostic) -> bool:
+    loc = diag.location
+    if loc.file == COMMAND_LINE:
+        return False
+    m = NOQA.search(source_line(loc.file, loc.line))
+    if not m:
+        return False
+    listed = m.group("codes")
+    return listed is None or diag.code in {c.upper() for c in re.split(r"[\s,]+", listed) if c}
+
+
+def lint(args: Sequence[str] = (), config_dir: Path | None = None, settings: Settings | None = None) -> LintResult:
+    settings = settings or Settings()
+    p = plan(args, config_dir)
+    result = LintResult()
+    seen: set[tuple] = set()
+    raw = list(p.diagnostics)
+    for root, runs in p.by_dir.items():
+        if not root.is_dir():
+            raw.append(Diagnostic(codes.MISSING_FILE.code, codes.MISSING_FILE.severity,
+                                  f"config directory '{root}' does not exist", None, Location(COMMAND_LINE, 1, 1)))
+            continue
+        with Composer(root) as composer:
+            defaults: dict[str, str] = {}
+            for overrides in runs:
+                result.compositions += 1
+                comp, diags = check_composition(composer, overrides)
+                raw.extend(diags)
+                if comp is not None and not overrides:
+                    defaults = comp.choices
+            if p.every_option:
+                for group in GROUPS:
+                    for option in composer.options(group, own_only=True):
+                        if defaults.get(group) != option:
+                            result.compositions += 1
+                            raw.extend(lint_composition(composer, [f"{group}={option}"]))
+    for d in raw:
+        if d.dedupe_key in seen:
+            continue
+        seen.add(d.dedupe_key)
+        if _noqa(d) or settings.ignored(d.code, d.location.file):
+            result.suppressed += 1
+            continue
+        result.diagnostics.append(d)
+    result.diagnostics.sort(key=lambda d: (d.location.file == COMMAND_LINE, d.location.file,
+                                           d.location.line, d.location.col, d.code))
+    return result

@@ -1,0 +1,65 @@
+"""The lint rules: one module per rule, registered in the single table ``RULES`` below.
+
+A rule module defines ``CODE``, ``NAME`` (the bad pattern it names), ``SEVERITY``, a
+docstring in ruff's form (What it does / Why is this bad? / Example / Use instead) and
+``check(ctx) -> Iterable[Finding]``. Rules see only schema-valid configs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from types import ModuleType
+
+from compiler.codes import CHECKS, Code
+from compiler.rules import (
+    bf16_without_hardware_support,
+    bitsandbytes_without_cuda,
+    deprecated_argument,
+    effective_batch_size_out_of_range,
+    fp16_and_bf16,
+    learning_rate_atypical_for_lora,
+    learning_rate_out_of_range,
+    load_best_model_strategy_mismatch,
+    lora_dropout_too_high,
+    lora_rank_too_high,
+    lora_scaling_out_of_range,
+    max_steps_overrides_epochs,
+    paged_optimizer_without_cuda,
+    target_module_not_in_model,
+    trust_remote_code,
+    warmup_missing_or_too_long,
+    weight_decay_too_high,
+)
+
+_MODULES: tuple[ModuleType, ...] = (
+    learning_rate_out_of_range,
+    learning_rate_atypical_for_lora,
+    lora_scaling_out_of_range,
+    warmup_missing_or_too_long,
+    max_steps_overrides_epochs,
+    effective_batch_size_out_of_range,
+    weight_decay_too_high,
+    fp16_and_bf16,
+    bf16_without_hardware_support,
+    paged_optimizer_without_cuda,
+    bitsandbytes_without_cuda,
+    target_module_not_in_model,
+    load_best_model_strategy_mismatch,
+    trust_remote_code,
+    lora_dropout_too_high,
+    lora_rank_too_high,
+    deprecated_argument,
+)
+
+
+def _rule(module: ModuleType) -> Code:
+    return Code(module.CODE, module.NAME, module.SEVERITY, inspect.cleandoc(module.__doc__ or ""), "rule", module.check)
+
+
+RULES: tuple[Code, ...] = tuple(_rule(m) for m in _MODULES)
+ALL_CODES: dict[str, Code] = {c.code: c for c in CHECKS + RULES}
+
+
+def lookup(code_or_name: str) -> Code | None:
+    key = code_or_name.strip()
+    return ALL_CODES.get(key.upper()) or next((c for c in ALL_CODES.values() if c.name == key), None)

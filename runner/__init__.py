@@ -1,0 +1,1 @@
+"""Executes a compiled plan (lands with the runner issue)."""
