@@ -217,7 +217,7 @@ class Composer:
     def _unknown_option(self, group: str, option: str, loc: Location, overrides: Sequence[str]) -> Diagnostic:
         available = self.options(group)
         close = close_matches(option, available, n=1)
-        fix = f"{group}={close[0]}" if close else (f"{group}={available[0]}" if available else None)
+        fix = f"{group}={close[0]}" if close else None
         listing = ", ".join(available) if available else "(none)"
         return _diag(codes.MISSING_OPTION,
                      f"no option '{option}' in config group '{group}'. Available options in '{group}': {listing}",

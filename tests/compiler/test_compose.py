@@ -1,0 +1,127 @@
+"""Stage 1: Hydra composes the real conf/, and every value knows the file:line (or override) that set it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from compiler.compose import GROUPS, Composer, parent_key
+from compiler.diagnostics import COMMAND_LINE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def composer():
+    with Composer(ROOT / "conf") as c:
+        yield c
+
+
+def _line_of(path: Path, prefix: str) -> int:
+    return next(i + 1 for i, line in enumerate(path.read_text().splitlines()) if line.startswith(prefix))
+
+
+def test_default_composition_has_every_group(composer):
+    comp, diags = composer.compose()
+    assert diags == []
+    assert set(GROUPS) <= set(comp.config)
+    assert comp.choices == {"model": "tiny-llama", "quant": "none", "lora": "r16", "schedule": "cosine",
+                            "hardware": "cpu", "data": "tiny-patterns"}
+    assert comp.config["lora"]["r"] == 16 and comp.config["schedule"]["learning_rate"] == pytest.approx(2e-4)
+
+
+def test_values_point_at_the_option_file_line_that_set_them(composer):
+    comp, _ = composer.compose(["lora=r64"])
+    loc = comp.locate("lora.lora_alpha")
+    assert loc.file == "conf/lora/r64.yaml"
+    assert loc.line == _line_of(ROOT / "conf/lora/r64.yaml", "lora_alpha:")
+    assert loc.col == len("lora_alpha: ") + 1
+    assert comp.locate("model.linear_modules[1]").file == "conf/model/tiny-llama.yaml"
+    assert comp.locate("seed").file == "conf/config.yaml"
+
+
+def test_command_line_overrides_point_at_the_override(composer):
+    overrides = ["lora=r8", "schedule.learning_rate=3e-4"]
+    comp, _ = composer.compose(overrides)
+    loc = comp.locate("schedule.learning_rate")
+    assert loc.file == COMMAND_LINE
+    assert loc.col == len("lora=r8 schedule.learning_rate=") + 1
+    assert comp.from_command_line("schedule.learning_rate") and not comp.from_command_line("lora.r")
+
+
+def test_missing_option_lists_the_available_ones(composer):
+    comp, diags = composer.compose(["lora=r166"])
+    assert comp is None and [d.code for d in diags] == ["C002"]
+    assert "dora-r16, r16, r64, r8, rslora-r64" in diags[0].message and diags[0].fix == "lora=r16"
+    assert diags[0].location.file == COMMAND_LINE
+    _, far = composer.compose(["lora=xyz"])
+    assert far[0].fix is None  # nothing close: no made-up suggestion
+
+
+def test_override_of_unknown_key_names_close_keys(composer):
+    comp, diags = composer.compose(["schedule.learning_rat=1e-4"])
+    assert [d.code for d in diags] == ["C003"]
+    assert "'schedule.learning_rate'" in diags[0].message
+    assert diags[0].fix == "schedule.learning_rate=1e-4"
+
+
+def test_unparsable_override(composer):
+    _, diags = composer.compose(["lora=r8", "schedule.learning_rate=[1e-4,"])
+    assert [d.code for d in diags] == ["C004"]
+    assert diags[0].location.col == len("lora=r8 ") + 1
+
+
+def test_user_config_dir_is_composed_with_the_shipped_groups(tmp_path):
+    (tmp_path / "lora").mkdir()
+    mine = tmp_path / "lora" / "my-r32.yaml"
+    mine.write_text("defaults:\n  - r16\n  - _self_\nr: 32\nlora_alpha: 64\n")
+    with Composer(tmp_path) as c:
+        comp, diags = c.compose(["lora=my-r32", "model=mistral-7b"])
+        assert diags == []
+        assert comp.config["lora"]["r"] == 32 and comp.config["lora"]["lora_dropout"] == 0.05
+        assert comp.config["model"]["config"]["sliding_window"] == 4096
+        assert Path(comp.locate("lora.r").file).resolve() == mine
+        assert comp.locate("lora.lora_dropout").file.endswith("conf/lora/r16.yaml")
+        assert "my-r32" in c.options("lora") and c.options("lora", own_only=True) == ["my-r32"]
+
+
+def test_user_option_shadows_a_shipped_one(tmp_path):
+    (tmp_path / "lora").mkdir()
+    (tmp_path / "lora" / "r16.yaml").write_text("defaults:\n  - r8\n  - _self_\nlora_dropout: 0.2\n")
+    with Composer(tmp_path) as c:
+        comp, _ = c.compose()
+    assert comp.config["lora"]["r"] == 8 and comp.config["lora"]["lora_dropout"] == 0.2
+
+
+def test_malformed_yaml_is_located(tmp_path):
+    (tmp_path / "lora").mkdir()
+    (tmp_path / "lora" / "broken.yaml").write_text("r: 8\ntarget_modules: [q_proj, v_proj\nbias: none\n")
+    with Composer(tmp_path) as c:
+        comp, diags = c.compose(["lora=broken"])
+    assert comp is None and [d.code for d in diags] == ["C001"]
+    assert Path(diags[0].location.file).resolve() == tmp_path / "lora" / "broken.yaml"
+    assert diags[0].location.line >= 2
+
+
+def test_missing_option_in_the_users_defaults_list_points_at_it(tmp_path):
+    (tmp_path / "config.yaml").write_text("defaults:\n  - model: tiny-llama\n  - lora: r99\n  - _self_\n")
+    with Composer(tmp_path) as c:
+        _, diags = c.compose()
+    assert [d.code for d in diags] == ["C002"]
+    assert diags[0].location.line == 3 and "Available options in 'lora'" in diags[0].message
+
+
+def test_composer_restores_a_running_hydra(tmp_path):
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        with Composer(tmp_path):
+            pass
+        assert GlobalHydra.instance().is_initialized()
+
+
+@pytest.mark.parametrize("key,parent", [("a.b[2]", "a.b"), ("a.b", "a"), ("a", ""), ("a[0].b", "a[0]")])
+def test_parent_key(key, parent):
+    assert parent_key(key) == parent
