@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import hydra
+
+from compiler.compose import register_search_path_plugin
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
@@ -33,4 +35,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    register_search_path_plugin()
     main()

@@ -108,6 +108,16 @@ def close_matches(word: str, candidates: Sequence[str], n: int = 3) -> list[str]
     return difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
 
 
+def register_search_path_plugin() -> None:
+    """Register our SearchPathPlugin by hand as well: Hydra finds plugins by scanning the
+    ``hydra_plugins`` namespace package, which setuptools' editable installs hide from that scan."""
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.loracfg_searchpath import LoracfgSearchPathPlugin
+
+    Plugins.instance().register(LoracfgSearchPathPlugin)
+
+
 class Composer:
     """Composes runs from a config directory, with loracfg's shipped groups on Hydra's search path.
 
@@ -124,6 +134,7 @@ class Composer:
     def __enter__(self) -> "Composer":
         if not self.config_dir.is_dir():
             raise NotADirectoryError(f"config directory '{self.config_dir}' does not exist")
+        register_search_path_plugin()
         # Inside a running Hydra app (train.py) GlobalHydra is taken: keep it and give it back on exit.
         self._backup = get_gh_backup()
         GlobalHydra.instance().clear()

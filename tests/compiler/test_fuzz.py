@@ -1,0 +1,71 @@
+"""Property: whatever a user does to a valid config, the linter ends with diagnostics or a clean result.
+
+Hypothesis mutates real option files (values of other types, deleted and renamed keys,
+broken YAML, interpolations, ``???``) and command-line overrides; ``lint`` must never raise.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compiler.compose import GROUPS
+from compiler.diagnostics import Diagnostic
+from compiler.lint import lint
+
+ROOT = Path(__file__).resolve().parents[2]
+OPTIONS = sorted(p.relative_to(ROOT / "conf") for g in GROUPS for p in (ROOT / "conf" / g).glob("*.yaml"))
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12), st.sampled_from(["???", "${nope}", "${schedule.learning_rate}", "all-linear", "auto",
+                                           "bfloat16", "paged_adamw_8bit", "-1", "1e-4", "[", "{a: 1}"]),
+)
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                          max_size=3), max_leaves=6)
+
+
+@st.composite
+def mutation(draw):
+    option = draw(st.sampled_from(OPTIONS))
+    data = yaml.safe_load((ROOT / "conf" / option).read_text())
+    keys = sorted(data)
+    kind = draw(st.sampled_from(["set", "delete", "rename", "garbage", "override"]))
+    text = None
+    overrides: list[str] = [f"{option.parent}={option.stem}"]
+    if kind == "set":
+        data[draw(st.sampled_from(keys))] = draw(values)
+    elif kind == "delete":
+        data.pop(draw(st.sampled_from(keys)))
+    elif kind == "rename":
+        data[draw(st.text(min_size=1, max_size=10))] = data.pop(draw(st.sampled_from(keys)))
+    elif kind == "garbage":
+        src = (ROOT / "conf" / option).read_text()
+        cut = draw(st.integers(0, len(src)))
+        text = src[:cut] + draw(st.text(alphabet=":[]{}-#&*!|>'\"%@ \n\tab1", max_size=8)) + src[cut:]
+    else:
+        key = f"{option.parent}.{draw(st.sampled_from(keys + ['nope']))}"
+        value = draw(st.one_of(st.text(alphabet="abc019.,[]{}=:'\" ~+-e", max_size=10), st.sampled_from(
+            ["null", "[]", "[a,b]", "1e-4", "true", "???"])))
+        prefix = draw(st.sampled_from(["", "+", "++", "~"]))
+        overrides.append(f"{prefix}{key}={value}")
+    if text is None:
+        text = yaml.safe_dump(data, sort_keys=False)
+    return option, text, overrides
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(m=mutation())
+def test_linter_never_raises(tmp_path_factory, m):
+    option, text, overrides = m
+    conf = tmp_path_factory.mktemp("conf")
+    shutil.copytree(ROOT / "conf", conf, dirs_exist_ok=True)
+    (conf / option).write_text(text)
+    result = lint(overrides, conf)
+    assert all(isinstance(d, Diagnostic) and d.location.line >= 1 for d in result.diagnostics)
+    assert result.compositions == 1

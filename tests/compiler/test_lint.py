@@ -1,0 +1,179 @@
+"""The linter end to end, through the real ``loracfg`` command line."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compiler.lint import lint
+from compiler.rules import ALL_CODES
+from compiler.settings import SettingsError, load
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "transformers", "peft", "bitsandbytes", "accelerate")
+
+
+def loracfg(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "compiler.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_shipped_conf_lints_clean():
+    r = loracfg("lint")
+    assert r.returncode == 0, r.stdout + r.stderr
+    n_options = sum(1 for _ in (ROOT / "conf").glob("*/*.yaml"))
+    assert f"in {n_options - 6 + 1} composition(s)" in r.stdout  # default + each non-default option
+    assert "Traceback" not in r.stderr
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("loracfg", path=str(Path(sys.executable).parent))
+    assert exe, "the loracfg console script is not installed next to this Python"
+    r = subprocess.run([exe, "lint", "conf/config.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "All checks passed in 1 composition(s)." in r.stdout
+
+
+def test_ruff_style_text_output_and_exit_1():
+    r = loracfg("lint", "lora=r64", "schedule.learning_rate=5e-3")
+    assert r.returncode == 1
+    first = r.stdout.splitlines()[0]
+    assert first.startswith("<command line>:1:") and " L001 [error] " in first
+    assert "   key: schedule.learning_rate" in r.stdout
+    assert "  help: schedule.learning_rate=2e-4" in r.stdout
+
+
+def test_warnings_alone_exit_0():
+    r = loracfg("lint", "schedule.weight_decay=0.3")
+    assert r.returncode == 0 and "L007 [warning]" in r.stdout
+
+
+def test_wrong_command_line_exits_2():
+    assert loracfg("lint", "--no-such-flag").returncode == 2
+    assert loracfg("rule", "X999").returncode == 2
+    assert loracfg().returncode == 2
+
+
+def test_json_output_shape():
+    r = loracfg("lint", "-o", "json", "lora=r64", "lora.r=8", "schedule.learning_rate=5e-3")
+    data = json.loads(r.stdout)
+    assert set(data) == {"diagnostics", "summary"}
+    for d in data["diagnostics"]:
+        assert {"code", "severity", "message", "file", "line", "col", "key", "fix"} <= set(d)
+    by_code = {d["code"]: d for d in data["diagnostics"]}
+    assert by_code["L003"]["file"] == "conf/lora/r64.yaml" and by_code["L003"]["key"] == "lora.lora_alpha"
+    assert by_code["L003"]["fix"] == "lora.lora_alpha=16"
+    assert by_code["L001"]["severity"] == "error" and data["summary"]["errors"] == 1
+
+
+def test_github_output():
+    r = loracfg("lint", "-o", "github", "quant=nf4", "schedule.learning_rate=5e-3")
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("::warning file=conf/quant/nf4.yaml,line=4,col=15,title=L011 bitsandbytes-without-cuda::")
+    assert lines[1].startswith("::error title=L001 learning-rate-out-of-range::")  # a command-line override: no file
+    assert "%0Ahelp: schedule.learning_rate=2e-4" in lines[1]
+
+
+def test_rule_docs():
+    r = loracfg("rule", "L003")
+    assert r.returncode == 0 and r.stdout.startswith("# lora-scaling-out-of-range (L003)")
+    assert "## Why is this bad?" in r.stdout
+    listing = json.loads(loracfg("rule", "--all", "-o", "json").stdout)
+    assert {x["code"] for x in listing} == set(ALL_CODES)
+    assert loracfg("rule", "target-module-not-in-model").stdout.startswith("# target-module-not-in-model (L012)")
+
+
+def _user_repo(tmp_path: Path) -> Path:
+    (tmp_path / "conf" / "lora").mkdir(parents=True)
+    (tmp_path / "conf" / "schedule").mkdir()
+    (tmp_path / "conf" / "lora" / "my-r32.yaml").write_text(
+        "defaults:\n  - r16\n  - _self_\nr: 32\nlora_alpha: 8\n")
+    (tmp_path / "conf" / "schedule" / "fast.yaml").write_text(
+        "defaults:\n  - cosine\n  - _self_\nlearning_rate: 5.0e-3\n")
+    return tmp_path
+
+
+def test_user_repository_conf_is_linted_with_its_own_locations(tmp_path):
+    repo = _user_repo(tmp_path)
+    r = loracfg("lint", "-o", "json", cwd=repo)
+    data = json.loads(r.stdout)
+    got = {(d["code"], d["file"], d["line"]) for d in data["diagnostics"]}
+    assert ("L003", "conf/lora/my-r32.yaml", 5) in got
+    assert ("L001", "conf/schedule/fast.yaml", 4) in got
+    assert data["summary"]["compositions"] == 3  # default + the user's two options
+    assert r.returncode == 1
+
+
+def test_file_arguments_lint_each_file_in_a_composition(tmp_path):
+    repo = _user_repo(tmp_path)
+    r = loracfg("lint", "conf/lora/my-r32.yaml", cwd=repo)
+    assert r.returncode == 0 and "conf/lora/my-r32.yaml:5:13: L003" in r.stdout
+    assert "1 composition(s)" in r.stdout
+    r = loracfg("lint", "conf/schedule/fast.yaml", "conf/lora/my-r32.yaml", cwd=repo)
+    assert r.returncode == 1 and "2 composition(s)" in r.stdout
+
+
+def test_missing_file_argument_is_a_diagnostic(tmp_path):
+    r = loracfg("lint", "conf/lora/nope.yaml", cwd=_user_repo(tmp_path))
+    assert r.returncode == 1 and "C008" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_files_outside_the_run_groups_are_skipped(tmp_path):
+    repo = _user_repo(tmp_path)
+    (repo / "conf" / "hydra" / "launcher").mkdir(parents=True)
+    (repo / "conf" / "hydra" / "launcher" / "slurm.yaml").write_text("timeout_min: 60\n")
+    r = loracfg("lint", "conf/hydra/launcher/slurm.yaml", cwd=repo)
+    assert r.returncode == 0 and "0 composition(s)" in r.stdout
+
+
+def test_noqa_comment_silences_one_code_on_its_line(tmp_path):
+    repo = _user_repo(tmp_path)
+    f = repo / "conf" / "lora" / "my-r32.yaml"
+    f.write_text(f.read_text().replace("lora_alpha: 8", "lora_alpha: 8  # noqa: L003"))
+    r = loracfg("lint", "conf/lora/my-r32.yaml", cwd=repo)
+    assert "L003" not in r.stdout.split("Found")[0] and "1 suppressed" in r.stdout
+    f.write_text(f.read_text().replace("# noqa: L003", "# noqa: L016"))
+    assert "L003" in loracfg("lint", "conf/lora/my-r32.yaml", cwd=repo).stdout
+
+
+def test_pyproject_ignores(tmp_path):
+    repo = _user_repo(tmp_path)
+    (repo / "pyproject.toml").write_text('[tool.loracfg]\nignore = ["L001"]\n'
+                                         'per-file-ignores = { "conf/lora/*.yaml" = ["L003"] }\n')
+    r = loracfg("lint", cwd=repo)
+    assert r.returncode == 0 and "L001" not in r.stdout and "L003" not in r.stdout
+    assert "2 suppressed" in r.stdout
+
+
+def test_pyproject_with_an_unknown_setting_is_reported(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.loracfg]\nignroe = ["L001"]\n')
+    with pytest.raises(SettingsError, match="ignroe"):
+        load(tmp_path)
+    r = loracfg("lint", cwd=tmp_path)
+    assert r.returncode == 1 and "ignroe" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_findings_are_deduplicated_across_compositions(tmp_path):
+    (tmp_path / "conf" / "schedule").mkdir(parents=True)
+    (tmp_path / "conf" / "config.yaml").write_text(
+        "defaults:\n  - model: tiny-llama\n  - quant: none\n  - lora: r16\n  - schedule: wd\n  - hardware: cpu\n"
+        "  - data: tiny-patterns\n  - _self_\nseed: 1\noutput_dir: out\n")
+    (tmp_path / "conf" / "schedule" / "wd.yaml").write_text("defaults:\n  - cosine\n  - _self_\nweight_decay: 0.5\n")
+    (tmp_path / "conf" / "lora").mkdir()
+    (tmp_path / "conf" / "lora" / "r4.yaml").write_text("defaults:\n  - r8\n  - _self_\nr: 4\nlora_alpha: 8\n")
+    result = lint((), tmp_path / "conf")
+    assert result.compositions == 2
+    assert [d.code for d in result.diagnostics] == ["L007"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs the train extra installed to mean anything")
+def test_lint_never_imports_the_training_stack():
+    code = ("import sys\nfrom compiler.cli import main\nrc = main(['lint', '-o', 'json', 'quant=nf4'])\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout[-500:] + r.stderr[-2000:]
