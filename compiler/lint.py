@@ -49,7 +49,10 @@ def lint_composition(composer: Composer, overrides: Sequence[str] = ()) -> list[
 
 def check_composition(composer: Composer, overrides: Sequence[str] = ()) -> tuple[Composition | None, list[Diagnostic]]:
     """Compose, validate, run the rules. Rules only see schema-valid configs."""
-    comp, diags = composer.compose(overrides)
+    return _check(*composer.compose(overrides))
+
+
+def _check(comp: Composition | None, diags: list[Diagnostic]) -> tuple[Composition | None, list[Diagnostic]]:
     if comp is None or any(d.severity == Severity.ERROR for d in diags):
         return comp, diags
     diags.extend(validate(comp))
@@ -144,19 +147,19 @@ def lint(args: Sequence[str] = (), config_dir: Path | None = None, settings: Set
                                   f"config directory '{root}' does not exist", None, Location(COMMAND_LINE, 1, 1)))
             continue
         with Composer(root) as composer:
-            defaults: dict[str, str] = {}
+            default: Composition | None = None
             for overrides in runs:
                 result.compositions += 1
-                comp, diags = check_composition(composer, overrides)
-                raw.extend(diags)
-                if comp is not None and not overrides:
-                    defaults = comp.choices
+                comp, diags = composer.compose(overrides)
+                if not overrides and not diags:
+                    default = comp
+                raw.extend(_check(comp, diags)[1])
             if p.every_option:
-                for group in GROUPS:
-                    for option in composer.options(group, own_only=True):
-                        if defaults.get(group) != option:
-                            result.compositions += 1
-                            raw.extend(lint_composition(composer, [f"{group}={option}"]))
+                chosen = default.choices if default else {}
+                options = [(g, o) for g in GROUPS for o in composer.options(g, own_only=True) if chosen.get(g) != o]
+                for _, comp, diags in composer.compose_each_option(options, default):
+                    result.compositions += 1
+                    raw.extend(_check(comp, diags)[1])
     for d in raw:
         if d.dedupe_key in seen:
             continue

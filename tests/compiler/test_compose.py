@@ -125,3 +125,52 @@ def test_composer_restores_a_running_hydra(tmp_path):
 @pytest.mark.parametrize("key,parent", [("a.b[2]", "a.b"), ("a.b", "a"), ("a", ""), ("a[0].b", "a[0]")])
 def test_parent_key(key, parent):
     assert parent_key(key) == parent
+
+
+def _each_option_equals_hydra(c: Composer, options: list[tuple[str, str]]) -> None:
+    base, diags = c.compose()
+    assert diags == []
+    batched = c.compose_each_option(options, base)
+    assert [o for o, _, _ in batched] == [(f"{g}={o}",) for g, o in options]
+    for (overrides, comp, diags), (g, o) in zip(batched, options):
+        real, real_diags = c.compose(overrides)
+        assert comp.config == real.config, overrides
+        assert comp.choices == real.choices == {**base.choices, g: o}
+        assert [d.message for d in diags] == [d.message for d in real_diags]
+        assert comp.origins == real.origins  # provenance is Hydra's own defaults list either way
+
+
+def test_each_option_batched_equals_composing_each_with_hydra(composer, monkeypatch):
+    import compiler.compose as compose_module
+
+    options = [(g, o) for g in GROUPS for o in composer.options(g)]
+    calls = []
+    real = compose_module.hydra_compose
+    monkeypatch.setattr(compose_module, "hydra_compose", lambda *a, **k: calls.append(a) or real(*a, **k))
+    base, _ = composer.compose()
+    calls.clear()
+    composer.compose_each_option(options, base)
+    assert len(calls) == 1, "all shipped options must go through the one batched Hydra compose"
+    monkeypatch.undo()
+    _each_option_equals_hydra(composer, options)
+
+
+def test_each_option_with_extending_and_package_header_files(tmp_path):
+    (tmp_path / "lora").mkdir()
+    (tmp_path / "schedule").mkdir()
+    (tmp_path / "lora" / "my-r32.yaml").write_text("defaults:\n  - r16\n  - _self_\nr: 32\nlora_alpha: ${lora.r}\n")
+    (tmp_path / "schedule" / "odd.yaml").write_text(
+        "# @package schedule\ndefaults:\n  - linear\n  - _self_\nlearning_rate: 1.0e-4\n")
+    with Composer(tmp_path) as c:
+        _each_option_equals_hydra(c, [("lora", "my-r32"), ("schedule", "odd"), ("model", "bert-base")])
+
+
+def test_each_option_when_the_primary_config_writes_into_a_group(tmp_path):
+    (tmp_path / "config.yaml").write_text(
+        "defaults:\n  - model: tiny-llama\n  - quant: none\n  - lora: r16\n  - schedule: cosine\n"
+        "  - hardware: cpu\n  - data: tiny-patterns\n  - _self_\nseed: 1\noutput_dir: o\nlora:\n  lora_dropout: 0.2\n")
+    with Composer(tmp_path) as c:
+        _each_option_equals_hydra(c, [("lora", "r64"), ("lora", "r8")])
+        base, _ = c.compose()
+        assert [comp.config["lora"]["lora_dropout"] for _, comp, _ in c.compose_each_option([("lora", "r64")], base)] \
+            == [0.2]
