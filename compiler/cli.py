@@ -32,6 +32,24 @@ def _parser() -> argparse.ArgumentParser:
     lint.add_argument("-o", "--output-format", choices=report.FORMATS, default="text")
     lint.add_argument("--exit-zero", action="store_true", help="exit 0 even when errors are found")
 
+    comp = sub.add_parser("compile", help="compile one composition into plan.json (or a standalone script)",
+                          description="Lint one composition; if it has no error, compile it into a plan for the "
+                                      "installed transformers/peft, build the Hugging Face objects to check them, "
+                                      "print a summary and write the plan.")
+    comp.add_argument("overrides", nargs="*", metavar="OVERRIDE")
+    comp.add_argument("--config-dir", type=Path, default=None)
+    comp.add_argument("--emit", choices=("plan", "python"), default="plan",
+                      help="plan: plan.json; python: a standalone script using plain transformers + peft")
+    comp.add_argument("-o", "--output", type=Path, default=None,
+                      help="where to write (default: plan.json, or train_lora.py with --emit python)")
+
+    diff = sub.add_parser("diff", help="what differs between two compiled runs, key by key",
+                          description="Each of A and B is a plan.json file or a quoted set of overrides, "
+                                      "e.g. loracfg diff 'lora=r16' 'lora=r64 schedule=linear'.")
+    diff.add_argument("a")
+    diff.add_argument("b")
+    diff.add_argument("--config-dir", type=Path, default=None)
+
     rule = sub.add_parser("rule", help="explain a rule code (or --all)")
     rule.add_argument("code", nargs="?", help="a code such as L003, or a rule name")
     rule.add_argument("--all", action="store_true", help="every rule and check")
@@ -77,11 +95,127 @@ def _rule(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Write the whole file or nothing: a crash never leaves half a plan behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _compile(ns: argparse.Namespace) -> int:
+    from compiler import hf, plan as plan_module
+    from compiler.pipeline import compile_run
+
+    try:
+        hf.require_train_extra("compile")
+        settings = load_settings()
+    except (hf.MissingExtra, SettingsError) as e:
+        print(f"loracfg: {e}", file=sys.stderr)
+        return 1
+    result = compile_run(ns.overrides, ns.config_dir, settings)
+    if result.lint.diagnostics:
+        print(report.render(result.lint, "text"), file=sys.stderr if result.ok else sys.stdout)
+    if not result.ok:
+        print("loracfg compile: not compiled; fix the errors above.", file=sys.stderr)
+        return 1
+    plan = result.plan
+    out = ns.output or Path("train_lora.py" if ns.emit == "python" else "plan.json")
+    text = hf.emit_python(plan) if ns.emit == "python" else plan_module.dumps(plan)
+    print(summary(plan, result.notes))
+    _write_atomically(out, text)
+    print(f"wrote {out} ({'standalone script' if ns.emit == 'python' else 'plan'} {plan['hash'][:19]})")
+    return 0
+
+
+def summary(plan: dict, notes: list[str]) -> str:
+    m, r, v = plan["model"], plan["resolved"], plan["compiled_for"]
+    lora = plan["lora"]["LoraConfig"]
+    q = plan["quantization"]["BitsAndBytesConfig"] if plan["quantization"] else None
+    method = ("QLoRA 4-bit " + q.get("bnb_4bit_quant_type", "")) if q and q.get("load_in_4bit") else \
+        "LoRA on an 8-bit base" if q else "LoRA"
+    variant = "DoRA " if lora.get("use_dora") else "rsLoRA " if lora.get("use_rslora") else ""
+    ta = plan["training"]["TrainingArguments"]
+    micro, accum = ta["per_device_train_batch_size"], ta["gradient_accumulation_steps"]
+    lines = [
+        f"model:      {m['name_or_path']} ({m['task']}, {m['auto_class']}{', built from config' if m['from_config'] else ''})",
+        f"method:     {method}, {variant}r={lora['r']} alpha={lora['lora_alpha']} on {lora.get('target_modules')}",
+        f"steps:      {r['total_steps']} optimizer steps ({r['epochs']:g} epochs x {r['steps_per_epoch']}/epoch), "
+        f"warmup {r['warmup_steps']}",
+        f"batch:      effective {r['effective_batch_size']} = {micro} x {accum} accumulation x {r['world_size']} device(s)",
+        f"precision:  {r['precision']}, optimizer {r['optim']}",
+        f"for:        transformers {v['transformers']}, peft {v['peft']}, torch {v['torch']}",
+    ]
+    lines += [f"resolved:   {d['argument']} = {d['value']!r}: {d['why']}" for d in plan["decisions"]]
+    lines += [f"mapped:     {x['from']} -> {x['to']}: {x['why']}" for x in plan["mapping"]]
+    lines += [f"note:       {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def _flatten(prefix: str, value: object, out: dict) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+
+
+def _diff_side(arg: str, config_dir: Path | None) -> tuple[dict | None, str]:
+    from compiler.pipeline import compile_run
+
+    path = Path(arg)
+    if path.suffix == ".json" and path.is_file():
+        try:
+            return json.loads(path.read_text(encoding="utf-8")), str(path)
+        except json.JSONDecodeError as e:
+            print(f"loracfg diff: {path} is not a plan (invalid JSON: {e})", file=sys.stderr)
+            return None, arg
+    result = compile_run(arg.split(), config_dir, load_settings(), build_objects=False)
+    if not result.ok:
+        print(report.render(result.lint, "text"), file=sys.stderr)
+        print(f"loracfg diff: '{arg}' does not compile", file=sys.stderr)
+        return None, arg
+    return result.plan, arg or "(defaults)"
+
+
+def _diff(ns: argparse.Namespace) -> int:
+    from compiler import hf
+
+    try:
+        hf.require_train_extra("diff")
+    except hf.MissingExtra as e:
+        print(f"loracfg: {e}", file=sys.stderr)
+        return 1
+    (a, name_a), (b, name_b) = _diff_side(ns.a, ns.config_dir), _diff_side(ns.b, ns.config_dir)
+    if a is None or b is None:
+        return 1
+    sections = ("training", "lora", "quantization", "model", "data", "resolved", "compiled_for")
+    flat_a: dict = {}
+    flat_b: dict = {}
+    for s in sections:
+        _flatten(s, a.get(s) or {}, flat_a)
+        _flatten(s, b.get(s) or {}, flat_b)
+    keys = [k for k in dict.fromkeys([*flat_a, *flat_b]) if flat_a.get(k, "<unset>") != flat_b.get(k, "<unset>")]
+    print(f"--- {name_a}\n+++ {name_b}")
+    if not keys:
+        print("no differences")
+        return 0
+    width = max(len(k) for k in keys)
+    for k in keys:
+        shown = k.split(".", 1)[1] if k.startswith(("training.", "lora.", "quantization.")) else k
+        print(f"{shown.ljust(width)}  {flat_a.get(k, '<unset>')!r} -> {flat_b.get(k, '<unset>')!r}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     ns = parser.parse_args(argv)
     if ns.command == "lint":
         return _lint(ns)
+    if ns.command == "compile":
+        return _compile(ns)
+    if ns.command == "diff":
+        return _diff(ns)
     return _rule(ns, parser)
 
 

@@ -18,7 +18,7 @@ class Code:
     name: str
     severity: Severity
     doc: str
-    stage: str  # "compose", "schema" or "rule"
+    stage: str  # "compose", "schema", "rule" or "compile"
     check: Callable | None = None
 
     def render(self) -> str:
@@ -249,8 +249,50 @@ bnb_4bit_compute_dtype: bfloat16
 ```
 """)
 
+HF_REJECTED = _code("H001", "hf-constructor-rejected", "compile", """
+## What it does
+Reports a plan that a Hugging Face constructor (`TrainingArguments`, `LoraConfig`,
+`BitsAndBytesConfig`) refused when `loracfg compile` built it, with transformers' or peft's
+own message and the config key that fed the argument.
+
+## Why is this bad?
+The same error would stop the training job at start-up, after the queue wait and the model
+download. Building the objects at compile time moves it to the command line.
+
+## Example
+```yaml
+# schedule: eval_strategy is 'steps' but eval_steps resolves to an invalid value
+eval_steps: -5
+```
+
+## Use instead
+```yaml
+eval_steps: 50
+```
+""")
+
+ARGUMENT_NOT_SUPPORTED = _code("H002", "argument-not-in-installed-version", "compile", """
+## What it does
+Reports a config key whose Hugging Face argument the installed transformers or peft does not
+have (e.g. `use_dora` on a peft older than 0.9), naming the class and the installed version.
+
+## Why is this bad?
+The constructor would raise a TypeError at start-up, or, for `BitsAndBytesConfig`, which
+accepts unknown keyword arguments silently, the setting would simply be dropped.
+
+## Example
+```yaml
+use_dora: true  # with peft 0.8
+```
+
+## Use instead
+```console
+pip install 'peft>=0.9'
+```
+""")
+
 CHECKS: tuple[Code, ...] = (
     MALFORMED_YAML, MISSING_OPTION, UNKNOWN_OVERRIDE, INVALID_OVERRIDE, MISSING_VALUE,
     BROKEN_INTERPOLATION, COMPOSITION_FAILED, MISSING_FILE,
-    UNKNOWN_KEY, WRONG_TYPE, INVALID_VALUE, MISSING_KEY,
+    UNKNOWN_KEY, WRONG_TYPE, INVALID_VALUE, MISSING_KEY, HF_REJECTED, ARGUMENT_NOT_SUPPORTED,
 )

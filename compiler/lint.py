@@ -139,7 +139,6 @@ def lint(args: Sequence[str] = (), config_dir: Path | None = None, settings: Set
     settings = settings or Settings()
     p = plan(args, config_dir)
     result = LintResult()
-    seen: set[tuple] = set()
     raw = list(p.diagnostics)
     for root, runs in p.by_dir.items():
         if not root.is_dir():
@@ -160,6 +159,12 @@ def lint(args: Sequence[str] = (), config_dir: Path | None = None, settings: Set
                 for _, comp, diags in composer.compose_each_option(options, default):
                     result.compositions += 1
                     raw.extend(_check(comp, diags)[1])
+    return finalize(raw, settings, result)
+
+
+def finalize(raw: Iterable[Diagnostic], settings: Settings, result: LintResult) -> LintResult:
+    """Deduplicate, apply ``# noqa`` and ``[tool.loracfg]``, sort: what gets reported."""
+    seen: set[tuple] = set()
     for d in raw:
         if d.dedupe_key in seen:
             continue

@@ -44,7 +44,7 @@ def test_codes_are_unique_and_well_formed():
     names = [c.name for c in ALL_CODES.values()]
     assert len(names) == len(set(names))
     for c in ALL_CODES.values():
-        assert re.fullmatch(r"[CSL]\d{3}", c.code), c.code
+        assert re.fullmatch(r"[CSLH]\d{3}", c.code), c.code
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", c.name), c.name
         assert isinstance(c.severity, Severity)
 

@@ -1,0 +1,208 @@
+"""Stage 4: a lint-clean composition becomes a plan: plain data, JSON, hashed.
+
+``build`` decides everything the hardware decides (precision, optimizer, device map, CPU use)
+and writes each decision down with its reason. The keyword arguments use our config's names
+(which are Hugging Face's); ``compiler.hf.specialize`` then maps them onto the signatures of
+the transformers / peft that are installed. Nothing here imports torch or transformers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from compiler.compose import Composition
+from compiler.derived import derive
+
+PLAN_VERSION = 1
+
+AUTO_CLASSES = {
+    "causal-lm": ("AutoModelForCausalLM", "CAUSAL_LM"),
+    "seq-cls": ("AutoModelForSequenceClassification", "SEQ_CLS"),
+    "token-cls": ("AutoModelForTokenClassification", "TOKEN_CLS"),
+    "seq2seq-lm": ("AutoModelForSeq2SeqLM", "SEQ_2_SEQ_LM"),
+    "question-ans": ("AutoModelForQuestionAnswering", "QUESTION_ANS"),
+    "feature-extraction": ("AutoModel", "FEATURE_EXTRACTION"),
+}
+
+# schedule keys that go to TrainingArguments as they are (same name), when set
+_TRAINING_KEYS = (
+    "learning_rate", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_ratio", "warmup_steps", "num_train_epochs",
+    "max_steps", "weight_decay", "max_grad_norm", "per_device_train_batch_size", "per_device_eval_batch_size",
+    "gradient_accumulation_steps", "logging_steps", "save_strategy", "save_steps", "save_total_limit",
+    "eval_strategy", "eval_steps", "load_best_model_at_end", "metric_for_best_model", "gradient_checkpointing",
+)
+_LORA_KEYS = ("r", "lora_alpha", "lora_dropout", "target_modules", "bias", "use_rslora", "use_dora",
+              "modules_to_save", "init_lora_weights", "layers_to_transform")
+_BNB_KEYS = ("load_in_4bit", "load_in_8bit", "bnb_4bit_quant_type", "bnb_4bit_use_double_quant",
+             "bnb_4bit_compute_dtype", "bnb_4bit_quant_storage", "llm_int8_threshold", "llm_int8_skip_modules",
+             "llm_int8_enable_fp32_cpu_offload")
+
+
+def loracfg_version() -> str:
+    try:
+        return version("loracfg")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.decisions: list[dict[str, Any]] = []
+        self.sources: dict[str, str] = {}
+
+    def decide(self, argument: str, value: Any, why: str) -> Any:
+        self.decisions.append({"argument": argument, "value": value, "why": why})
+        return value
+
+    def take(self, target: dict, cls: str, section: dict, group: str, keys: tuple[str, ...]) -> None:
+        for k in keys:
+            if section.get(k) is not None:
+                target[k] = section[k]
+                self.sources[f"{cls}.{k}"] = f"{group}.{k}"
+
+
+def build(comp: Composition) -> dict[str, Any]:
+    """The version-neutral plan of a lint-clean composition (``compiler.hf.specialize`` finishes it)."""
+    cfg = comp.config
+    model, quant, lora, sched, hw, data = (cfg[g] for g in ("model", "quant", "lora", "schedule", "hardware", "data"))
+    d = derive(cfg)
+    b = _Builder()
+    cuda = hw["accelerator"] == "cuda"
+    quantized = bool(quant.get("load_in_4bit") or quant.get("load_in_8bit"))
+
+    # -- precision ----------------------------------------------------------------------------
+    bf16, fp16 = sched["bf16"], sched["fp16"]
+    if bf16 == "auto":
+        bf16 = b.decide("TrainingArguments.bf16", bool(cuda and hw["supports_bf16"]),
+                        "bf16: auto -> on: the hardware computes in bfloat16" if cuda and hw["supports_bf16"] else
+                        f"bf16: auto -> off: {'no CUDA (CPU autocast to bf16 is slower than fp32 for LoRA)' if not cuda else 'the hardware has no bfloat16'}")
+    if fp16 == "auto":
+        on = bool(cuda and not bf16 and hw["supports_fp16"])
+        fp16 = b.decide("TrainingArguments.fp16", on,
+                        "fp16: auto -> on: CUDA without bf16, fp16 is the half precision it has" if on else
+                        "fp16: auto -> off: " + ("bf16 is on" if bf16 else "no CUDA" if not cuda else "no fp16 support"))
+    precision = "bf16" if bf16 else "fp16" if fp16 else "fp32"
+
+    training: dict[str, Any] = {"output_dir": cfg["output_dir"], "seed": cfg["seed"]}
+    b.sources.update({"TrainingArguments.output_dir": "output_dir", "TrainingArguments.seed": "seed"})
+    b.take(training, "TrainingArguments", sched, "schedule", _TRAINING_KEYS)
+    training["bf16"], training["fp16"] = bf16, fp16
+    b.sources.update({"TrainingArguments.bf16": "schedule.bf16", "TrainingArguments.fp16": "schedule.fp16"})
+    if sched.get("num_train_epochs") is None:
+        training.pop("num_train_epochs", None)
+
+    # -- optimizer, devices, checkpointing ------------------------------------------------------
+    optim = sched["optim"]
+    if optim == "auto":
+        if cuda and quantized:
+            optim = b.decide("TrainingArguments.optim", "paged_adamw_8bit",
+                             "optim: auto -> paged_adamw_8bit: quantized base on CUDA (QLoRA's optimizer; pages "
+                             "state to host memory under pressure)")
+        elif cuda:
+            optim = b.decide("TrainingArguments.optim", "adamw_torch_fused", "optim: auto -> adamw_torch_fused on CUDA")
+        else:
+            optim = b.decide("TrainingArguments.optim", "adamw_torch",
+                             "optim: auto -> adamw_torch: paged and 8-bit optimizers need CUDA")
+    training["optim"] = optim
+    b.sources["TrainingArguments.optim"] = "schedule.optim"
+    if not cuda:
+        training["use_cpu"] = b.decide("TrainingArguments.use_cpu", True, f"hardware.accelerator is {hw['accelerator']}")
+        b.sources["TrainingArguments.use_cpu"] = "hardware.accelerator"
+    if sched.get("gradient_checkpointing"):
+        training["gradient_checkpointing_kwargs"] = b.decide(
+            "TrainingArguments.gradient_checkpointing_kwargs", {"use_reentrant": False},
+            "reentrant checkpointing needs inputs that require grad, which a frozen base under PEFT does not give")
+        b.sources["TrainingArguments.gradient_checkpointing_kwargs"] = "schedule.gradient_checkpointing"
+    training["report_to"] = b.decide("TrainingArguments.report_to", "none",
+                                     "metrics go to the run directory; no tracker is contacted")
+    if training.get("warmup_steps", 0) == 0:
+        training.pop("warmup_steps", None)
+
+    # -- model loading --------------------------------------------------------------------------
+    auto_class, task_type = AUTO_CLASSES[model["task"]]
+    if quant.get("load_in_4bit"):
+        dtype, why = quant["bnb_4bit_compute_dtype"], "4-bit base: non-quantized modules in the compute dtype"
+    else:
+        dtype = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision]
+        why = f"matches {precision} training"
+    if cuda and hw["num_devices"] > 1:
+        device_map, dm_why = "local_rank", "one process per device: each loads onto its own GPU ({'': LOCAL_RANK})"
+    elif cuda:
+        device_map, dm_why = "auto", "a single CUDA device"
+    else:
+        device_map, dm_why = None, "CPU: no device map"
+    from_pretrained = {
+        "dtype": b.decide("from_pretrained.dtype", dtype, why),
+        "device_map": b.decide("from_pretrained.device_map", device_map, dm_why),
+        "attn_implementation": model.get("attn_implementation"),
+        "trust_remote_code": model["trust_remote_code"],
+    }
+    if model.get("revision"):
+        from_pretrained["revision"] = model["revision"]
+    if model.get("num_labels") and model["task"] in ("seq-cls", "token-cls"):
+        from_pretrained["num_labels"] = model["num_labels"]
+    for k in ("attn_implementation", "trust_remote_code", "revision", "num_labels"):
+        b.sources[f"from_pretrained.{k}"] = f"model.{k}"
+
+    lora_kwargs: dict[str, Any] = {"task_type": task_type}
+    b.take(lora_kwargs, "LoraConfig", lora, "lora", _LORA_KEYS)
+    b.sources["LoraConfig.task_type"] = "model.task"
+
+    bnb: dict[str, Any] | None = None
+    if quantized:
+        bnb = {}
+        b.take(bnb, "BitsAndBytesConfig", quant, "quant", _BNB_KEYS)
+
+    plan: dict[str, Any] = {
+        "plan_version": PLAN_VERSION,
+        "loracfg_version": loracfg_version(),
+        "overrides": list(comp.overrides),
+        "choices": comp.choices,
+        "config": cfg,
+        "model": {
+            "name_or_path": model["name_or_path"],
+            "task": model["task"],
+            "auto_class": auto_class,
+            "from_config": model["from_config"],
+            "architecture": model["config"],
+            "tokenizer": model.get("tokenizer_name_or_path") or model["name_or_path"],
+            "from_pretrained": from_pretrained,
+        },
+        "quantization": {"BitsAndBytesConfig": bnb} if bnb is not None else None,
+        "lora": {"LoraConfig": lora_kwargs},
+        "training": {"TrainingArguments": training},
+        "data": data,
+        "resolved": {
+            "precision": precision,
+            "optim": optim,
+            "effective_batch_size": d.effective_batch_size,
+            "train_samples": d.train_samples,
+            "eval_samples": d.eval_samples,
+            "steps_per_epoch": d.steps_per_epoch,
+            "total_steps": d.total_steps,
+            "warmup_steps": d.warmup_steps,
+            "epochs": round(d.epochs, 4),
+            "world_size": d.world_size,
+        },
+        "decisions": b.decisions,
+        "mapping": [],
+        "sources": b.sources,
+    }
+    return plan
+
+
+def content_hash(plan: dict[str, Any]) -> str:
+    body = {k: v for k, v in plan.items() if k != "hash"}
+    return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def seal(plan: dict[str, Any]) -> dict[str, Any]:
+    plan["hash"] = content_hash(plan)
+    return plan
+
+
+def dumps(plan: dict[str, Any]) -> str:
+    return json.dumps(plan, indent=2, sort_keys=False) + "\n"

@@ -1,0 +1,177 @@
+"""Real Hugging Face objects: every shipped option and a pairwise set of combinations compile on CPU,
+and the objects carry exactly the configured values. Runs against whichever transformers is
+installed (tests/compiler/test_transformers4.py runs this file again against transformers 4.x)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+from compiler import hf  # noqa: E402
+from compiler.compose import GROUPS, Composer  # noqa: E402
+from compiler.pipeline import compile_run  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "conf"
+OPTIONS = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml")) for g in GROUPS}
+
+
+def _value(x):
+    return getattr(x, "value", x)
+
+
+def assert_objects_carry_the_config(compiled) -> None:
+    cfg, plan, o = compiled.plan["config"], compiled.plan, compiled.objects
+    sched, lora, quant = cfg["schedule"], cfg["lora"], cfg["quant"]
+    ta = o.training_arguments
+    assert ta.learning_rate == sched["learning_rate"]
+    assert _value(ta.lr_scheduler_type) == sched["lr_scheduler_type"]
+    assert ta.weight_decay == sched["weight_decay"] and ta.max_grad_norm == sched["max_grad_norm"]
+    assert ta.per_device_train_batch_size == sched["per_device_train_batch_size"]
+    assert ta.gradient_accumulation_steps == sched["gradient_accumulation_steps"]
+    assert ta.max_steps == sched["max_steps"] and ta.seed == cfg["seed"]
+    assert _value(ta.eval_strategy if hasattr(ta, "eval_strategy") else ta.evaluation_strategy) == sched["eval_strategy"]
+    assert _value(ta.save_strategy) == sched["save_strategy"]
+    if hasattr(ta, "warmup_ratio"):
+        assert ta.warmup_ratio == sched["warmup_ratio"]
+    else:
+        assert ta.warmup_steps == sched["warmup_ratio"]
+    resolved = plan["resolved"]
+    assert _value(ta.optim) == resolved["optim"] == (sched["optim"] if sched["optim"] != "auto" else resolved["optim"])
+    assert (ta.bf16, ta.fp16) == (resolved["precision"] == "bf16", resolved["precision"] == "fp16")
+    lc = o.lora_config
+    assert (lc.r, lc.lora_alpha, lc.lora_dropout) == (lora["r"], lora["lora_alpha"], lora["lora_dropout"])
+    assert (lc.use_dora, lc.use_rslora, lc.bias) == (lora["use_dora"], lora["use_rslora"], lora["bias"])
+    targets = lora["target_modules"]
+    assert lc.target_modules == (set(targets) if isinstance(targets, list) else targets)
+    assert _value(lc.task_type) == {"causal-lm": "CAUSAL_LM", "seq-cls": "SEQ_CLS"}[cfg["model"]["task"]]
+    if quant["load_in_4bit"] or quant["load_in_8bit"]:
+        b = o.bnb_config
+        assert (b.load_in_4bit, b.load_in_8bit) == (quant["load_in_4bit"], quant["load_in_8bit"])
+        if quant["load_in_4bit"]:
+            assert b.bnb_4bit_quant_type == quant["bnb_4bit_quant_type"]
+            assert b.bnb_4bit_use_double_quant == quant["bnb_4bit_use_double_quant"]
+            assert b.bnb_4bit_compute_dtype == getattr(torch, quant["bnb_4bit_compute_dtype"])
+            assert o.model_kwargs["quantization_config"] is b
+        else:
+            assert b.llm_int8_threshold == quant["llm_int8_threshold"]
+    else:
+        assert o.bnb_config is None and "quantization_config" not in o.model_kwargs
+    dtype = o.model_kwargs.get("dtype", o.model_kwargs.get("torch_dtype"))
+    assert dtype == getattr(torch, plan["model"]["from_pretrained"].get("dtype")
+                            or plan["model"]["from_pretrained"]["torch_dtype"])
+
+
+@pytest.mark.parametrize("override", [f"{g}={o}" for g in GROUPS for o in OPTIONS[g]])
+def test_every_shipped_option_compiles_to_objects_with_the_configured_values(override):
+    compiled = compile_run([override], CONF)
+    assert compiled.ok, [(d.code, d.message) for d in compiled.lint.diagnostics]
+    assert compiled.plan["compiled_for"]["transformers"] == transformers.__version__
+    assert_objects_carry_the_config(compiled)
+
+
+def pairwise(groups: dict[str, list[str]]) -> list[dict[str, str]]:
+    """A small set of full combinations covering every pair of options of every two groups."""
+    names = list(groups)
+    uncovered = {(a, x, b, y) for a, b in itertools.combinations(names, 2) for x in groups[a] for y in groups[b]}
+    rows = []
+    while uncovered:
+        a, x, b, y = min(uncovered)
+        row = {a: x, b: y}
+        for g in names:
+            if g not in row:
+                row[g] = max(groups[g], key=lambda o: sum(
+                    ((g, o, h, row[h]) if names.index(g) < names.index(h) else (h, row[h], g, o)) in uncovered
+                    for h in row))
+        rows.append(row)
+        uncovered -= {(p, row[p], q, row[q]) for p, q in itertools.combinations(names, 2)}
+    return rows
+
+
+PAIRS = pairwise(OPTIONS)
+
+
+def test_pairwise_set_covers_every_pair():
+    covered = {(a, r[a], b, r[b]) for r in PAIRS for a, b in itertools.combinations(GROUPS, 2)}
+    assert len(covered) == sum(len(OPTIONS[a]) * len(OPTIONS[b]) for a, b in itertools.combinations(GROUPS, 2))
+    assert len(PAIRS) < 80
+
+
+@pytest.mark.parametrize("row", PAIRS, ids=lambda r: " ".join(f"{g}={o}" for g, o in r.items()))
+def test_pairwise_combinations_compile_or_are_refused_by_lint(row):
+    compiled = compile_run([f"{g}={o}" for g, o in row.items()], CONF)
+    errors = {d.code for d in compiled.lint.diagnostics if d.severity.value == "error"}
+    if row["hardware"] in ("t4", "v100") and row["quant"] == "nf4":
+        assert errors == {"L009"} and not compiled.ok  # bf16 compute dtype on a GPU without bf16
+        return
+    assert compiled.ok, [(d.code, d.message) for d in compiled.lint.diagnostics]
+    assert_objects_carry_the_config(compiled)
+
+
+def test_constructor_errors_become_diagnostics_with_the_key():
+    compiled = compile_run(["schedule.lr_scheduler_type=reduce_lr_on_plateau", "schedule.eval_strategy=no"], CONF)
+    assert not compiled.ok
+    [d] = compiled.lint.diagnostics
+    assert d.code == "H001" and d.key == "schedule.lr_scheduler_type" and "eval" in d.message
+
+
+def test_missing_train_extra_names_the_extra(monkeypatch):
+    monkeypatch.setattr(hf, "TRAIN_EXTRA", ("torch", "no_such_module_for_loracfg"))
+    with pytest.raises(hf.MissingExtra, match=r"pip install 'loracfg\[train\]'"):
+        hf.require_train_extra("compile")
+
+
+def _dicts(*objects) -> list:
+    return [json.loads(json.dumps(o.to_dict(), default=str)) if o is not None else None for o in objects]
+
+
+@pytest.mark.parametrize("overrides", [[], ["quant=nf4", "lora=dora-r16"]])
+def test_emitted_script_builds_the_same_objects(tmp_path, overrides):
+    script, out = tmp_path / "train_lora.py", tmp_path / "objects.json"
+    r = subprocess.run([sys.executable, "-m", "compiler.cli", "compile", "--config-dir", str(CONF), "--emit", "python",
+                        "-o", str(script), *overrides], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "loracfg" not in [line.split()[1] for line in script.read_text().splitlines()
+                             if line.startswith(("import ", "from "))]
+    r = subprocess.run([sys.executable, str(script), "--objects-json", str(out)], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    emitted = json.loads(out.read_text())
+    o = compile_run(overrides, CONF).objects
+    expected = _dicts(o.training_arguments, o.lora_config, o.bnb_config)
+    assert [emitted["TrainingArguments"], emitted["LoraConfig"], emitted["BitsAndBytesConfig"]] == expected
+
+
+def test_compile_cli_writes_the_plan_and_refuses_on_lint_errors(tmp_path):
+    out = tmp_path / "plan.json"
+    r = subprocess.run([sys.executable, "-m", "compiler.cli", "compile", "--config-dir", str(CONF), "-o", str(out),
+                        "lora=r64"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "method:     LoRA, r=64 alpha=128" in r.stdout and "steps:      113 optimizer steps" in r.stdout
+    plan = json.loads(out.read_text())
+    assert plan["hash"].startswith("sha256:") and plan["compiled_for"]["peft"]
+    bad = tmp_path / "bad.json"
+    r = subprocess.run([sys.executable, "-m", "compiler.cli", "compile", "--config-dir", str(CONF), "-o", str(bad),
+                        "schedule.learning_rate=5e-3"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "L001" in r.stdout and not bad.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no half-written temp file
+
+
+def test_diff_shows_hugging_face_argument_names(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "compiler.cli", "diff", "--config-dir", str(CONF), "lora=r16",
+                        "lora=r64 schedule.learning_rate=1e-4"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = {line.split()[0]: line for line in r.stdout.splitlines()[2:]}
+    assert lines["LoraConfig.r"].endswith("16 -> 64")
+    assert lines["TrainingArguments.learning_rate"].endswith("0.0002 -> 0.0001")
+    assert "LoraConfig.bias" not in lines
