@@ -116,6 +116,11 @@ def specialize(plan: dict[str, Any], locate: Callable[[str], Location] | None = 
         for old in ("gradient_checkpointing", "gradient_checkpointing_kwargs"):
             m.rename(ta, "TrainingArguments", old, old.replace("gradient_", "activation_"),
                      f"transformers {tv} deprecates {old} for {old.replace('gradient_', 'activation_')}")
+    if "logging_dir" in ta_params and "logging_dir" not in ta:
+        ta["logging_dir"] = f"{ta['output_dir']}/logs"
+        plan["sources"]["TrainingArguments.logging_dir"] = "output_dir"
+        m.note("output_dir", "TrainingArguments.logging_dir",
+               f"transformers {tv} defaults logging_dir to a timestamped path; a plan's run must be the same run")
     m.unsupported(ta, "TrainingArguments", ta_params, "transformers")
 
     tokenizer_arg = "processing_class" if "processing_class" in _params(Trainer.__init__) else "tokenizer"
