@@ -1,8 +1,8 @@
 """Train a LoRA / QLoRA run from the composed config: ``python train.py lora=r16 schedule=cosine``.
 
 A Hydra app kept tiny: compose, lint (errors stop it with the same diagnostics as
-``loracfg lint``), then compile and run. Compiling and running land with the compiler and
-runner issues; until then this lints the composition and says so.
+``loracfg lint``), compile, then run. The runner lands with its own issue; until then this
+lints and compiles the composition and says so.
 """
 
 from __future__ import annotations
@@ -19,19 +19,24 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from compiler import report
-    from compiler.lint import lint
+    from compiler import hf, report
+    from compiler.cli import summary
+    from compiler.pipeline import compile_run
     from compiler.settings import load as load_settings
 
-    hc = HydraConfig.get()
-    overrides = list(hc.overrides.task)
-    result = lint(overrides, config_dir=Path(__file__).resolve().parent / "conf", settings=load_settings())
-    if result.diagnostics:
-        print(report.render(result, "text"), file=sys.stderr)
-    if result.has_errors:
+    overrides = list(HydraConfig.get().overrides.task)
+    try:
+        hf.require_train_extra("train")
+    except hf.MissingExtra as e:
+        sys.exit(f"train.py: {e}")
+    compiled = compile_run(overrides, Path(__file__).resolve().parent / "conf", load_settings())
+    if compiled.lint.diagnostics:
+        print(report.render(compiled.lint, "text"), file=sys.stderr)
+    if not compiled.ok:
         sys.exit(1)
-    sys.exit("train.py: the config lints clean, but compiling it into Hugging Face objects and training it are "
-             "not implemented yet (compiler and runner issues); use `loracfg lint` meanwhile")
+    print(summary(compiled.plan, compiled.notes))
+    sys.exit("train.py: the run compiles, but the runner that trains a plan is not implemented yet (runner issue); "
+             "`loracfg compile -o plan.json` writes the plan meanwhile")
 
 
 if __name__ == "__main__":
