@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import medians, time_commands  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPORTS = ("import torch, transformers, peft\nfrom transformers import TrainingArguments, Trainer, BitsAndBytesConfig\n"
@@ -36,15 +36,8 @@ def main() -> None:
         "import torch + transformers + peft classes": [sys.executable, "-c", IMPORTS],
         "loracfg lint conf/config.yaml": [loracfg, "lint", "conf/config.yaml"],
     }
-    times: dict[str, list[float]] = {k: [] for k in commands}
-    for cmd in commands.values():
-        subprocess.run(cmd, cwd=ROOT, capture_output=True, check=True)
-    for _ in range(args.repeats):
-        for name, cmd in commands.items():
-            t = time.perf_counter()
-            subprocess.run(cmd, cwd=ROOT, capture_output=True, check=True)
-            times[name].append(time.perf_counter() - t)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    times = time_commands(commands, args.repeats, ROOT)
+    med = medians(times)
     for name, t in med.items():
         print(f"{name:45s} {t * 1000:7.0f} ms median (n={args.repeats})")
     total, imports = med["loracfg compile (embedded default)"], med["import torch + transformers + peft classes"]

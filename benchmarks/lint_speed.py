@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import medians, time_commands  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -40,15 +40,8 @@ def main() -> None:
         "loracfg lint, default composition (conf/config.yaml)": [_tool("loracfg"), "lint", "conf/config.yaml"],
         "loracfg lint, whole conf/ (every option composed)": [_tool("loracfg"), "lint"],
     }
-    times: dict[str, list[float]] = {k: [] for k in commands}
-    for cmd in commands.values():  # warm-up: file caches, .pyc
-        subprocess.run(cmd, cwd=ROOT, capture_output=True, check=True)
-    for _ in range(args.repeats):
-        for name, cmd in commands.items():
-            t = time.perf_counter()
-            subprocess.run(cmd, cwd=ROOT, capture_output=True, check=True)
-            times[name].append(time.perf_counter() - t)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    times = time_commands(commands, args.repeats, ROOT)
+    med = medians(times)
     peer, one, whole = med.values()
     print(f"{'command':55s} {'median':>8s} {'min':>8s} {'max':>8s}   (n={args.repeats})")
     for name, v in times.items():
