@@ -1,8 +1,8 @@
 """Train a LoRA / QLoRA run from the composed config: ``python train.py lora=r16 schedule=cosine``.
 
 A Hydra app kept tiny: compose, lint (errors stop it with the same diagnostics as
-``loracfg lint``), compile, then run. The runner lands with its own issue; until then this
-lints and compiles the composition and says so.
+``loracfg lint``), compile, hand the plan to the runner, and return the run's eval loss (what
+Hydra's sweepers optimize).
 """
 
 from __future__ import annotations
@@ -35,8 +35,16 @@ def main(cfg: DictConfig) -> float | None:
     if not compiled.ok:
         sys.exit(1)
     print(summary(compiled.plan, compiled.notes))
-    sys.exit("train.py: the run compiles, but the runner that trains a plan is not implemented yet (runner issue); "
-             "`loracfg compile -o plan.json` writes the plan meanwhile")
+    from runner.errors import RunError
+    from runner.run import Preempted, eval_metric, run
+
+    try:
+        return eval_metric(run(compiled.plan))
+    except RunError as e:
+        sys.exit(f"train.py: error: {e}")
+    except Preempted as e:
+        print(f"train.py: {e}; run the same command again to resume", file=sys.stderr)
+        sys.exit(128 + e.signum)
 
 
 if __name__ == "__main__":

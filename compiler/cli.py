@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("b")
     diff.add_argument("--config-dir", type=Path, default=None)
 
+    run = sub.add_parser("run", help="train a compiled plan (python -m runner PLAN does the same)")
+    run.add_argument("plan", type=Path)
+
     rule = sub.add_parser("rule", help="explain a rule code (or --all)")
     rule.add_argument("code", nargs="?", help="a code such as L003, or a rule name")
     rule.add_argument("--all", action="store_true", help="every rule and check")
@@ -216,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _compile(ns)
     if ns.command == "diff":
         return _diff(ns)
+    if ns.command == "run":
+        from runner.__main__ import main as run_main
+
+        return run_main([str(ns.plan)])
     return _rule(ns, parser)
 
 

@@ -86,7 +86,8 @@ def build(comp: Composition) -> dict[str, Any]:
                         "fp16: auto -> off: " + ("bf16 is on" if bf16 else "no CUDA" if not cuda else "no fp16 support"))
     precision = "bf16" if bf16 else "fp16" if fp16 else "fp32"
 
-    training: dict[str, Any] = {"output_dir": cfg["output_dir"], "seed": cfg["seed"]}
+    run_id = run_id_of(cfg)
+    training: dict[str, Any] = {"output_dir": f"{cfg['output_dir']}/{run_id}", "seed": cfg["seed"]}
     b.sources.update({"TrainingArguments.output_dir": "output_dir", "TrainingArguments.seed": "seed"})
     b.take(training, "TrainingArguments", sched, "schedule", _TRAINING_KEYS)
     training["bf16"], training["fp16"] = bf16, fp16
@@ -159,6 +160,7 @@ def build(comp: Composition) -> dict[str, Any]:
     plan: dict[str, Any] = {
         "plan_version": PLAN_VERSION,
         "loracfg_version": loracfg_version(),
+        "run_id": run_id,
         "overrides": list(comp.overrides),
         "choices": comp.choices,
         "config": cfg,
@@ -192,6 +194,13 @@ def build(comp: Composition) -> dict[str, Any]:
         "sources": b.sources,
     }
     return plan
+
+
+def run_id_of(cfg: dict[str, Any]) -> str:
+    """The run's directory name: a digest of the composed config, so the same run always lands in the
+    same place (a re-run resumes there) and two different runs never share one."""
+    body = json.dumps({k: v for k, v in cfg.items() if k != "output_dir"}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()[:12]
 
 
 def content_hash(plan: dict[str, Any]) -> str:

@@ -156,7 +156,7 @@ def test_compile_cli_writes_the_plan_and_refuses_on_lint_errors(tmp_path):
     r = subprocess.run([sys.executable, "-m", "compiler.cli", "compile", "--config-dir", str(CONF), "-o", str(out),
                         "lora=r64"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "method:     LoRA, r=64 alpha=128" in r.stdout and "steps:      113 optimizer steps" in r.stdout
+    assert "method:     LoRA, r=64 alpha=128" in r.stdout and "steps:      339 optimizer steps (3 epochs x 113/epoch), warmup 11" in r.stdout
     plan = json.loads(out.read_text())
     assert plan["hash"].startswith("sha256:") and plan["compiled_for"]["peft"]
     bad = tmp_path / "bad.json"

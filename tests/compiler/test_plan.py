@@ -39,7 +39,7 @@ def test_cpu_default_resolves_fp32_adamw_and_use_cpu(composer):
     assert p["model"]["from_pretrained"]["dtype"] == "float32" and p["model"]["from_pretrained"]["device_map"] is None
     assert p["resolved"] == {"precision": "fp32", "optim": "adamw_torch", "effective_batch_size": 16,
                              "train_samples": 1800, "eval_samples": 200, "steps_per_epoch": 113,
-                             "total_steps": 113, "warmup_steps": 4, "epochs": 1.0, "world_size": 1}
+                             "total_steps": 339, "warmup_steps": 11, "epochs": 3.0, "world_size": 1}
 
 
 def test_qlora_on_an_a100_picks_bf16_and_the_paged_optimizer(composer):

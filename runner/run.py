@@ -1,0 +1,291 @@
+"""Execute a plan: load the model, wrap it with LoRA, prepare the data, train, save.
+
+Runs are crash and preemption safe: the run directory comes from the plan (no timestamp), a
+re-run resumes from the last complete checkpoint, SIGTERM and SIGUSR2 (what SLURM sends before
+preempting) save a checkpoint and stop, and a finished run re-run only reports its metrics.
+Every check of user input happens before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import resource
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from runner import data as data_module
+from runner.errors import RunError
+
+PREEMPTION_SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR2", None)) if s)
+METRICS = "metrics.json"
+
+
+class Preempted(Exception):
+    def __init__(self, signum: int, step: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved")
+        self.signum, self.step = signum, step
+
+
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def check_plan(plan: dict[str, Any]) -> None:
+    from compiler.plan import PLAN_VERSION
+
+    v = plan.get("plan_version")
+    if not isinstance(v, int) or "hash" not in plan:
+        raise RunError("this file is not a loracfg plan (no plan_version/hash); write one with `loracfg compile`")
+    if v > PLAN_VERSION:
+        raise RunError(f"the plan was compiled by loracfg {plan.get('loracfg_version')} (plan version {v}); this "
+                       f"loracfg reads plan version {PLAN_VERSION} and older. Upgrade loracfg where it runs, or "
+                       f"compile the config again with this one", key="plan_version")
+
+
+def run_dir_of(plan: dict[str, Any]) -> Path:
+    return Path(plan["training"]["TrainingArguments"]["output_dir"])
+
+
+def last_complete_checkpoint(run_dir: Path) -> str | None:
+    """transformers' get_last_checkpoint, skipping a checkpoint a kill left without its trainer state."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not run_dir.is_dir():
+        return None
+    last = get_last_checkpoint(str(run_dir))
+    if last is None or (Path(last) / "trainer_state.json").is_file():
+        return last
+    done = [p for p in run_dir.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name)
+            and (p / "trainer_state.json").is_file()]
+    return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
+
+
+def _peak_memory() -> tuple[int, str]:
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+        return int(torch.cuda.max_memory_allocated()), "cuda_max_memory_allocated"
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "rss_peak"
+
+
+def _tokenizer(plan: dict[str, Any]):
+    from transformers import AutoTokenizer
+
+    name = plan["model"]["tokenizer"]
+    if name == "byte-level":
+        from transformers import ByT5Tokenizer
+
+        return ByT5Tokenizer()
+    try:
+        tok = AutoTokenizer.from_pretrained(name, trust_remote_code=plan["model"]["from_pretrained"]["trust_remote_code"])
+    except (OSError, ValueError) as e:
+        raise RunError(f"cannot load the tokenizer '{name}': {str(e).splitlines()[0]}. Point "
+                       f"model.tokenizer_name_or_path (or model.name_or_path) at a local directory that has it",
+                       key="model.tokenizer_name_or_path") from e
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _check_model_source(plan: dict[str, Any]) -> None:
+    m = plan["model"]
+    if m["from_config"]:
+        return
+    name = m["name_or_path"]
+    looks_local = name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
+    if looks_local and not (Path(name).expanduser() / "config.json").is_file():
+        raise RunError(f"model.name_or_path '{name}' is not a model directory (no config.json there); point it at "
+                       f"a directory saved with save_pretrained, or set model.from_config=true", key="model.name_or_path")
+
+
+def _check_lengths(plan: dict[str, Any]) -> None:
+    limit = plan["model"]["architecture"].get("max_position_embeddings")
+    want = plan["data"]["max_seq_length"]
+    if limit and want > limit:
+        raise RunError(f"data.max_seq_length is {want} but {plan['model']['name_or_path']} supports at most {limit} "
+                       f"positions; set data.max_seq_length={limit} or less", key="data.max_seq_length")
+
+
+def _materialize_base(plan: dict[str, Any], tokenizer: Any, run_dir: Path) -> str:
+    """A from_config model's random weights, saved once (seeded) so 4-bit loading and resumes see the same base."""
+    import torch
+    import transformers
+    from transformers import AutoConfig
+
+    target = run_dir / "base-model"
+    if (target / "config.json").is_file():
+        return str(target)
+    m = plan["model"]
+    arch = dict(m["architecture"])
+    extra = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+    if m["from_pretrained"].get("num_labels"):
+        extra["num_labels"] = m["from_pretrained"]["num_labels"]
+    config = AutoConfig.for_model(**arch, **extra)
+    torch.manual_seed(plan["config"]["seed"])
+    model = getattr(transformers, m["auto_class"]).from_config(config)
+    tmp = run_dir / ".base-model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tmp.replace(target)
+    return str(target)
+
+
+def _load_model(plan: dict[str, Any], source: str, model_kwargs: dict[str, Any]):
+    import transformers
+
+    kwargs = {k: v for k, v in model_kwargs.items() if v is not None}
+    if kwargs.get("device_map") == "local_rank":
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    if plan["model"]["from_config"]:
+        kwargs.pop("num_labels", None)  # already in the saved config
+    cls = getattr(transformers, plan["model"]["auto_class"])
+    try:
+        return cls.from_pretrained(source, **kwargs)
+    except OSError as e:
+        raise RunError(f"cannot load model.name_or_path '{source}': {str(e).splitlines()[0]}. Use a local "
+                       f"directory (nothing is downloaded when the hub is unreachable)", key="model.name_or_path") from e
+
+
+def _callbacks(state: dict[str, Any]):
+    from transformers import TrainerCallback
+
+    class Recorder(TrainerCallback):
+        def on_step_end(self, args, st, control, **kw):
+            state.setdefault("first_step_unix", time.time())
+            if state.get("signum"):
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    return [Recorder()]
+
+
+def run(plan: dict[str, Any], out=sys.stdout) -> dict[str, Any]:
+    """Train the plan to completion (resuming if it ran before); returns its metrics."""
+    t_start = time.time()
+    check_plan(plan)
+    run_dir = run_dir_of(plan)
+    metrics_path = run_dir / METRICS
+    previous = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    if previous.get("finished") and previous.get("plan_hash") == plan["hash"]:
+        print(f"run {run_dir} already finished at step {previous['global_step']} "
+              f"(eval loss {previous.get('final_eval_loss')}); nothing to do", file=out)
+        return previous
+
+    import torch
+    from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, Trainer
+
+    from compiler import hf
+
+    if plan["config"]["hardware"]["accelerator"] == "cuda" and not torch.cuda.is_available():
+        raise RunError("the plan was compiled for CUDA (hardware.accelerator=cuda) but this machine has no CUDA "
+                       "device; run it on a GPU node, or compile with hardware=cpu", key="hardware.accelerator")
+    seed, task = plan["config"]["seed"], plan["model"]["task"]
+    rows = data_module.read_rows(plan["data"], seed)
+    data_module.check_fields(rows, plan["data"], plan["data"]["path"])
+    _check_lengths(plan)
+    _check_model_source(plan)
+    tokenizer = _tokenizer(plan)
+    objects = hf.to_hf(plan)
+    if objects.diagnostics:
+        raise RunError("; ".join(d.message for d in objects.diagnostics))
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / "plan.json", plan)
+    _write_json(run_dir / "config.json", plan["config"])
+    source = _materialize_base(plan, tokenizer, run_dir) if plan["model"]["from_config"] else plan["model"]["name_or_path"]
+    model = _load_model(plan, source, objects.model_kwargs)
+    if objects.bnb_config is not None:
+        from peft import prepare_model_for_kbit_training
+
+        ta = plan["training"]["TrainingArguments"]
+        gc = bool(ta.get("gradient_checkpointing") or ta.get("activation_checkpointing"))
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc)
+    from peft import get_peft_model
+
+    model = get_peft_model(model, objects.lora_config)
+    trainable, total = model.get_nb_trainable_parameters()
+    print(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}",
+          file=out)
+
+    train_rows, eval_rows = data_module.split(rows, plan["data"]["test_size"], seed)
+    train_ds = data_module.tokenize(train_rows, tokenizer, plan["data"], task)
+    eval_ds = data_module.tokenize(eval_rows, tokenizer, plan["data"], task) if eval_rows else None
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm=False) if task == "causal-lm" \
+        else DataCollatorWithPadding(tokenizer)
+    state: dict[str, Any] = {}
+    trainer = Trainer(model=model, args=objects.training_arguments, train_dataset=train_ds, eval_dataset=eval_ds,
+                      data_collator=collator, callbacks=_callbacks(state),
+                      **{plan["trainer"]["tokenizer_argument"]: tokenizer})
+
+    resume = last_complete_checkpoint(run_dir)
+    metrics: dict[str, Any] = {"plan_hash": plan["hash"], "run_dir": str(run_dir), "finished": False,
+                               "trainable_params": trainable, "total_params": total, "resumed_from": []}
+    if previous.get("plan_hash") == plan["hash"]:
+        metrics.update({k: previous[k] for k in ("initial_eval_loss", "resumed_from") if k in previous})
+    if "initial_eval_loss" not in metrics and eval_ds is not None and resume is None:
+        metrics["initial_eval_loss"] = trainer.evaluate()["eval_loss"]
+    if resume:
+        metrics["resumed_from"] = [*metrics["resumed_from"], resume]
+        print(f"resuming from {resume}", file=out)
+    _write_json(metrics_path, metrics)
+
+    handlers = {s: signal.signal(s, lambda signum, frame: state.__setitem__("signum", signum))
+                for s in PREEMPTION_SIGNALS}
+    t_train = time.time()
+    try:
+        result = trainer.train(resume_from_checkpoint=resume)
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    wall = time.time() - t_train
+    step = trainer.state.global_step
+    history = trainer.state.log_history
+    metrics.update({
+        "global_step": step,
+        "max_steps": trainer.state.max_steps,
+        "train_loss_curve": [[h["step"], h["loss"]] for h in history if "loss" in h],
+        "eval_loss_curve": [[h["step"], h["eval_loss"]] for h in history if "eval_loss" in h],
+        "train_loss": result.training_loss,
+        "train_wall_time_s": round(wall, 3),
+        "time_to_first_step_s": round(state["first_step_unix"] - t_start, 3) if "first_step_unix" in state else None,
+    })
+    if state.get("signum"):
+        _write_json(metrics_path, metrics)
+        raise Preempted(state["signum"], step)
+
+    if eval_ds is not None:
+        metrics["final_eval_loss"] = trainer.evaluate()["eval_loss"]
+    epochs_done = step / max(1, plan["resolved"]["steps_per_epoch"])
+    seen_tokens = data_module.count_tokens(train_ds) * epochs_done
+    memory, memory_kind = _peak_memory()
+    metrics.update({
+        "finished": True,
+        "train_tokens": int(seen_tokens),
+        "tokens_per_second": round(seen_tokens / wall, 1) if wall > 0 else None,
+        "wall_time_s": round(time.time() - t_start, 3),
+        "peak_memory_bytes": memory,
+        "peak_memory_kind": memory_kind,
+    })
+    adapter = run_dir / "adapter"
+    trainer.model.save_pretrained(adapter)
+    tokenizer.save_pretrained(adapter)
+    _write_json(metrics_path, metrics)
+    shown = {k: metrics.get(k) for k in ("global_step", "initial_eval_loss", "final_eval_loss", "tokens_per_second")}
+    print(f"finished {run_dir}: {shown}", file=out)
+    return metrics
+
+
+def eval_metric(metrics: dict[str, Any]) -> float:
+    """The number sweepers optimize: final eval loss (train loss when there is no eval split)."""
+    value = metrics.get("final_eval_loss", metrics.get("train_loss"))
+    return float(value) if value is not None else math.nan
