@@ -155,6 +155,17 @@ def _load_model(plan: dict[str, Any], source: str, model_kwargs: dict[str, Any])
                        f"directory (nothing is downloaded when the hub is unreachable)", key="model.name_or_path") from e
 
 
+def _accuracy(prediction: Any) -> dict[str, float]:
+    import numpy as np
+
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    return {"accuracy": float((np.argmax(logits, axis=-1) == prediction.label_ids).mean())}
+
+
+def _prefixed(prefix: str, evaluation: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}{k}": v for k, v in evaluation.items() if k in ("eval_loss", "eval_accuracy")}
+
+
 def _callbacks(state: dict[str, Any]):
     from transformers import TrainerCallback
 
@@ -213,6 +224,8 @@ def run(plan: dict[str, Any], out=sys.stdout) -> dict[str, Any]:
     from peft import get_peft_model
 
     model = get_peft_model(model, objects.lora_config)
+    quantized = sum(type(mod).__module__.startswith("bitsandbytes") and type(mod).__name__ in ("Linear4bit", "Linear8bitLt")
+                    for mod in model.modules())
     trainable, total = model.get_nb_trainable_parameters()
     print(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}",
           file=out)
@@ -225,15 +238,17 @@ def run(plan: dict[str, Any], out=sys.stdout) -> dict[str, Any]:
     state: dict[str, Any] = {}
     trainer = Trainer(model=model, args=objects.training_arguments, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=collator, callbacks=_callbacks(state),
+                      compute_metrics=_accuracy if task == "seq-cls" else None,
                       **{plan["trainer"]["tokenizer_argument"]: tokenizer})
 
     resume = last_complete_checkpoint(run_dir)
     metrics: dict[str, Any] = {"plan_hash": plan["hash"], "run_dir": str(run_dir), "finished": False,
-                               "trainable_params": trainable, "total_params": total, "resumed_from": []}
+                               "trainable_params": trainable, "total_params": total, "resumed_from": [],
+                               "quantized_linear_modules": quantized}
     if previous.get("plan_hash") == plan["hash"]:
         metrics.update({k: previous[k] for k in ("initial_eval_loss", "resumed_from") if k in previous})
     if "initial_eval_loss" not in metrics and eval_ds is not None and resume is None:
-        metrics["initial_eval_loss"] = trainer.evaluate()["eval_loss"]
+        metrics.update(_prefixed("initial_", trainer.evaluate()))
     if resume:
         metrics["resumed_from"] = [*metrics["resumed_from"], resume]
         print(f"resuming from {resume}", file=out)
@@ -258,13 +273,14 @@ def run(plan: dict[str, Any], out=sys.stdout) -> dict[str, Any]:
         "train_loss": result.training_loss,
         "train_wall_time_s": round(wall, 3),
         "time_to_first_step_s": round(state["first_step_unix"] - t_start, 3) if "first_step_unix" in state else None,
+        "first_step_unix": state.get("first_step_unix"),
     })
     if state.get("signum"):
         _write_json(metrics_path, metrics)
         raise Preempted(state["signum"], step)
 
     if eval_ds is not None:
-        metrics["final_eval_loss"] = trainer.evaluate()["eval_loss"]
+        metrics.update(_prefixed("final_", trainer.evaluate()))
     epochs_done = step / max(1, plan["resolved"]["steps_per_epoch"])
     seen_tokens = data_module.count_tokens(train_ds) * epochs_done
     memory, memory_kind = _peak_memory()

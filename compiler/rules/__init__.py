@@ -23,6 +23,7 @@ from compiler.rules import (
     lora_dropout_too_high,
     lora_rank_too_high,
     lora_scaling_out_of_range,
+    max_seq_length_exceeds_model,
     max_steps_overrides_epochs,
     paged_optimizer_without_cuda,
     target_module_not_in_model,
@@ -49,6 +50,7 @@ _MODULES: tuple[ModuleType, ...] = (
     lora_dropout_too_high,
     lora_rank_too_high,
     deprecated_argument,
+    max_seq_length_exceeds_model,
 )
 
 

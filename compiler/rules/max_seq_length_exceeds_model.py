@@ -1,0 +1,35 @@
+"""
+## What it does
+Reports `data.max_seq_length` above the model's `max_position_embeddings`.
+
+## Why is this bad?
+Positions past the model's table do not exist: learned position embeddings (BERT) raise an
+index error on the first long batch, and rotary models (Llama) run but were never trained at
+those lengths, so the loss on long examples is meaningless. Either way it shows up mid-run.
+
+## Example
+```yaml
+# model: bert-base (512 positions)
+max_seq_length: 1024
+```
+
+## Use instead
+```yaml
+max_seq_length: 512
+```
+"""
+
+from compiler.diagnostics import Severity
+from compiler.rules._base import Finding, LintContext
+
+CODE = "L018"
+NAME = "max-seq-length-exceeds-model"
+SEVERITY = Severity.ERROR
+
+
+def check(ctx: LintContext):
+    want, limit = ctx.get("data.max_seq_length"), ctx.get("model.config.max_position_embeddings")
+    if want > limit:
+        yield Finding("data.max_seq_length",
+                      f"max_seq_length {want} is above the {limit} positions of {ctx.get('model.name_or_path')}",
+                      f"data.max_seq_length={limit}")
