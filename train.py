@@ -39,7 +39,7 @@ def main(cfg: DictConfig) -> float | None:
     from runner.run import Preempted, eval_metric, run
 
     try:
-        return eval_metric(run(compiled.plan))
+        return eval_metric(run(compiled.plan, objects=compiled.objects))
     except RunError as e:
         sys.exit(f"train.py: error: {e}")
     except Preempted as e:

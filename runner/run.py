@@ -115,23 +115,27 @@ def _check_lengths(plan: dict[str, Any]) -> None:
                        f"positions; set data.max_seq_length={limit} or less", key="data.max_seq_length")
 
 
-def _materialize_base(plan: dict[str, Any], tokenizer: Any, run_dir: Path) -> str:
-    """A from_config model's random weights, saved once (seeded) so 4-bit loading and resumes see the same base."""
+def _from_config(plan: dict[str, Any], tokenizer: Any):
+    """A from_config model with seeded random weights: the same weights in every process, so resumes match."""
     import torch
     import transformers
     from transformers import AutoConfig
 
-    target = run_dir / "base-model"
-    if (target / "config.json").is_file():
-        return str(target)
     m = plan["model"]
-    arch = dict(m["architecture"])
     extra = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
     if m["from_pretrained"].get("num_labels"):
         extra["num_labels"] = m["from_pretrained"]["num_labels"]
-    config = AutoConfig.for_model(**arch, **extra)
+    config = AutoConfig.for_model(**m["architecture"], **extra)
     torch.manual_seed(plan["config"]["seed"])
-    model = getattr(transformers, m["auto_class"]).from_config(config)
+    return getattr(transformers, m["auto_class"]).from_config(config)
+
+
+def _materialize_base(plan: dict[str, Any], tokenizer: Any, run_dir: Path) -> str:
+    """A from_config model saved once, for what only from_pretrained can do (bitsandbytes quantization)."""
+    target = run_dir / "base-model"
+    if (target / "config.json").is_file():
+        return str(target)
+    model = _from_config(plan, tokenizer)
     tmp = run_dir / ".base-model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
@@ -180,8 +184,10 @@ def _callbacks(state: dict[str, Any]):
     return [Recorder()]
 
 
-def run(plan: dict[str, Any], out=sys.stdout) -> dict[str, Any]:
-    """Train the plan to completion (resuming if it ran before); returns its metrics."""
+def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, Any]:
+    """Train the plan to completion (resuming if it ran before); returns its metrics.
+
+    ``objects``: the plan's Hugging Face objects where the caller built them already (train.py)."""
     t_start = time.time()
     check_plan(plan)
     run_dir = run_dir_of(plan)
@@ -206,15 +212,19 @@ def run(plan: dict[str, Any], out=sys.stdout) -> dict[str, Any]:
     _check_lengths(plan)
     _check_model_source(plan)
     tokenizer = _tokenizer(plan)
-    objects = hf.to_hf(plan)
+    objects = objects or hf.to_hf(plan)
     if objects.diagnostics:
         raise RunError("; ".join(d.message for d in objects.diagnostics))
 
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / "plan.json", plan)
     _write_json(run_dir / "config.json", plan["config"])
-    source = _materialize_base(plan, tokenizer, run_dir) if plan["model"]["from_config"] else plan["model"]["name_or_path"]
-    model = _load_model(plan, source, objects.model_kwargs)
+    if plan["model"]["from_config"] and objects.bnb_config is None:
+        model = _from_config(plan, tokenizer).to(objects.model_kwargs.get("dtype") or objects.model_kwargs["torch_dtype"])
+    else:
+        source = _materialize_base(plan, tokenizer, run_dir) if plan["model"]["from_config"] \
+            else plan["model"]["name_or_path"]
+        model = _load_model(plan, source, objects.model_kwargs)
     if objects.bnb_config is not None:
         from peft import prepare_model_for_kbit_training
 
