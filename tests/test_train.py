@@ -18,6 +18,8 @@ def test_hydra_flags_keep_working(tmp_path):
     r = train("--cfg", "job", "lora=r64", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "r: 64" in r.stdout and "lora_alpha: 128" in r.stdout
+    info = train("--info", "defaults", cwd=tmp_path)
+    assert info.returncode == 0 and "lora/r16" in info.stdout
 
 
 def test_lint_errors_stop_it_with_the_same_diagnostics(tmp_path):
