@@ -7,13 +7,19 @@ Hydra's sweepers optimize).
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import sys
+import traceback
 from pathlib import Path
 
 import hydra
 
 from compiler.compose import register_search_path_plugin
+from compiler.sweep import POINTER
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 
@@ -24,27 +30,64 @@ def main(cfg: DictConfig) -> float | None:
     from compiler.pipeline import compile_run
     from compiler.settings import load as load_settings
 
-    overrides = list(HydraConfig.get().overrides.task)
+    hc = HydraConfig.get()
+    overrides = [o for o in hc.overrides.task if not o.startswith("sweep=")]
+    # In a sweep one failing point must not take the others down: it is recorded, and returns NaN.
+    multirun = hc.mode == RunMode.MULTIRUN
+    point = Point(Path(hc.runtime.output_dir) / POINTER, overrides)
+
+    def fail(message: str, code: int = 1) -> float:
+        point.record("failed", error=message)
+        if multirun:
+            print(f"train.py: point {' '.join(overrides)} failed: {message}", file=sys.stderr)
+            return math.nan
+        sys.exit(code if code != 1 else f"train.py: error: {message}")
+
     try:
         hf.require_train_extra("train")
     except hf.MissingExtra as e:
-        sys.exit(f"train.py: {e}")
+        return fail(str(e))
     compiled = compile_run(overrides, Path(__file__).resolve().parent / "conf", load_settings())
     if compiled.lint.diagnostics:
         print(report.render(compiled.lint, "text"), file=sys.stderr)
     if not compiled.ok:
-        sys.exit(1)
+        return fail(f"lint errors: {', '.join(sorted({d.code for d in compiled.lint.diagnostics}))}")
     print(summary(compiled.plan, compiled.notes))
     from runner.errors import RunError
-    from runner.run import Preempted, eval_metric, run
+    from runner.run import Preempted, eval_metric, run, run_dir_of
 
+    point.run_dir = str(run_dir_of(compiled.plan))
+    point.record("running")
     try:
-        return eval_metric(run(compiled.plan, objects=compiled.objects))
+        metrics = run(compiled.plan, objects=compiled.objects)
     except RunError as e:
-        sys.exit(f"train.py: error: {e}")
+        return fail(str(e))
     except Preempted as e:
+        point.record("interrupted", error=str(e))
         print(f"train.py: {e}; run the same command again to resume", file=sys.stderr)
         sys.exit(128 + e.signum)
+    except Exception as e:  # noqa: BLE001 - a crashed point is recorded; outside a sweep it still raises
+        if not multirun:
+            raise
+        traceback.print_exc()
+        return fail(f"{type(e).__name__}: {e}")
+    point.record("finished")
+    return eval_metric(metrics)
+
+
+class Point:
+    """The pointer file in Hydra's job directory that `loracfg report` reads: overrides, run dir, status."""
+
+    def __init__(self, path: Path, overrides: list[str]):
+        self.path, self.overrides, self.run_dir = path, overrides, None
+
+    def record(self, status: str, **extra: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"overrides": self.overrides, "run_dir": self.run_dir, "status": status,
+                "slurm_job_id": os.environ.get("SLURM_JOB_ID"), **extra}
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(self.path)
 
 
 if __name__ == "__main__":

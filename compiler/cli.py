@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train a compiled plan (python -m runner PLAN does the same)")
     run.add_argument("plan", type=Path)
 
+    rep = sub.add_parser("report", help="compare the points of a sweep: table (Markdown, JSON) and loss-curve plot")
+    rep.add_argument("sweep_dir", type=Path, help="a Hydra multirun directory of train.py (local or SLURM)")
+
     rule = sub.add_parser("rule", help="explain a rule code (or --all)")
     rule.add_argument("code", nargs="?", help="a code such as L003, or a rule name")
     rule.add_argument("--all", action="store_true", help="every rule and check")
@@ -210,6 +213,20 @@ def _diff(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _report(ns: argparse.Namespace) -> int:
+    from compiler import sweep_report
+
+    try:
+        data = sweep_report.write(ns.sweep_dir)
+    except (FileNotFoundError, ImportError) as e:
+        print(f"loracfg report: {e}", file=sys.stderr)
+        return 1
+    print((ns.sweep_dir / "report.md").read_text(encoding="utf-8"))
+    print(f"wrote {ns.sweep_dir / 'report.md'}, report.json and loss_curves.png ({data['curves']} curves); "
+          f"best: {data['best'] or 'none finished yet'}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     ns = parser.parse_args(argv)
@@ -219,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _compile(ns)
     if ns.command == "diff":
         return _diff(ns)
+    if ns.command == "report":
+        return _report(ns)
     if ns.command == "run":
         from runner.__main__ import main as run_main
 

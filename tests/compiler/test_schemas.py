@@ -16,7 +16,9 @@ from compiler.validate import registry, schema_documents, validator
 ROOT = Path(__file__).resolve().parents[2]
 CONF, SCHEMAS = ROOT / "conf", ROOT / "schemas"
 OPTION_FILES = sorted(p for g in GROUPS for p in (CONF / g).glob("*.yaml"))
-HYDRA_OWN = {"hydra"}  # Hydra's own groups (launchers, sweepers) are not ours to schema
+# Hydra's own groups (launchers, sweepers) and sweep/ (``@package _global_`` files that set only hydra.mode and
+# hydra.sweeper.params) configure Hydra, not the run: not ours to schema
+HYDRA_OWN = {"hydra", "sweep"}
 
 
 def _properties(schema: dict, where: str):
