@@ -1,0 +1,45 @@
+"""Sweep points come from Hydra's own override parser, and every one is linted before anything launches."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from compiler.sweep import expand, preflight
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def test_expand_is_the_product_of_every_sweep_override():
+    points = expand(["lora=r8,r16", "schedule.learning_rate=1e-4,2e-4,3e-4", "seed=1"])
+    assert len(points) == 6
+    assert points[0] == ["lora=r8", "schedule.learning_rate=0.0001", "seed=1"]
+    assert ["lora=r16", "schedule.learning_rate=0.0003", "seed=1"] in points
+    assert expand(["schedule.per_device_train_batch_size=range(2,8,2)"]) == [
+        [f"schedule.per_device_train_batch_size={b}"] for b in (2, 4, 6)]
+    assert expand(["lora=r8"]) == [["lora=r8"]]
+
+
+def test_preflight_names_the_bad_point_and_lints_them_all():
+    out = io.StringIO()
+    ok, finished = preflight(expand(["schedule.learning_rate=1e-4,5e-3,2e-2"]), CONF, out)
+    text = out.getvalue()
+    assert not ok and finished == [None, None, None]
+    assert "sweep point schedule.learning_rate=0.005 has errors:" in text
+    assert "sweep point schedule.learning_rate=0.02 has errors:" in text
+    assert "0.0001 has errors" not in text
+
+
+def test_preflight_knows_finished_points(tmp_path):
+    points = expand([f"output_dir={tmp_path}", "lora=r8,r16"])
+    ok, finished = preflight(points, CONF, io.StringIO())
+    assert ok and finished == [None, None]
+    from compiler import plan as plan_module
+    from compiler.compose import Composer
+
+    with Composer(CONF) as c:
+        run_dir = Path(plan_module.build(c.compose(points[1])[0])["training"]["TrainingArguments"]["output_dir"])
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text(json.dumps({"finished": True}))
+    assert preflight(points, CONF, io.StringIO())[1] == [None, run_dir]
