@@ -125,6 +125,14 @@ def close_matches(word: str, candidates: Sequence[str], n: int = 3) -> list[str]
     return difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
 
 
+def _gpus(accelerator: str, num_devices: int) -> int:
+    return int(num_devices) if accelerator == "cuda" else 0
+
+
+# conf/hydra/launcher/slurm.yaml asks SLURM for ${loracfg_gpus:${hardware.accelerator},${hardware.num_devices}}
+OmegaConf.register_new_resolver("loracfg_gpus", _gpus, replace=True)
+
+
 def register_search_path_plugin() -> None:
     """Register our SearchPathPlugin by hand as well: Hydra finds plugins by scanning the
     ``hydra_plugins`` namespace package, which setuptools' editable installs hide from that scan."""

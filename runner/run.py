@@ -69,6 +69,17 @@ def last_complete_checkpoint(run_dir: Path) -> str | None:
     return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
 
 
+def cpu_threads() -> int:
+    """CPU threads this process may use: the SLURM allocation if any, else its CPU affinity.
+
+    torch starts one thread per core of the machine; two jobs sharing a node then spin against each
+    other (measured here: 40 tokens/s instead of 3000 for two 1-CPU jobs on a 2-core node)."""
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK")
+    if slurm and slurm.isdigit():
+        return int(slurm)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _peak_memory() -> tuple[int, str]:
     import torch
 
@@ -206,6 +217,8 @@ def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, 
     if plan["config"]["hardware"]["accelerator"] == "cuda" and not torch.cuda.is_available():
         raise RunError("the plan was compiled for CUDA (hardware.accelerator=cuda) but this machine has no CUDA "
                        "device; run it on a GPU node, or compile with hardware=cpu", key="hardware.accelerator")
+    threads = cpu_threads()
+    torch.set_num_threads(threads)
     seed, task = plan["config"]["seed"], plan["model"]["task"]
     rows = data_module.read_rows(plan["data"], seed)
     data_module.check_fields(rows, plan["data"], plan["data"]["path"])
@@ -254,7 +267,7 @@ def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, 
     resume = last_complete_checkpoint(run_dir)
     metrics: dict[str, Any] = {"plan_hash": plan["hash"], "run_dir": str(run_dir), "finished": False,
                                "trainable_params": trainable, "total_params": total, "resumed_from": [],
-                               "quantized_linear_modules": quantized}
+                               "quantized_linear_modules": quantized, "cpu_threads": threads}
     if previous.get("plan_hash") == plan["hash"]:
         metrics.update({k: previous[k] for k in ("initial_eval_loss", "resumed_from") if k in previous})
     if "initial_eval_loss" not in metrics and eval_ds is not None and resume is None:
@@ -272,6 +285,10 @@ def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, 
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
+    previous = handlers.get(state.get("signum"))
+    if callable(previous):
+        # e.g. submitit's SIGUSR2 handler: with the checkpoint saved, let it requeue the job as it does
+        previous(state["signum"], None)
     wall = time.time() - t_train
     step = trainer.state.global_step
     history = trainer.state.log_history
