@@ -7,7 +7,6 @@ Hydra's sweepers optimize).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import hydra
 
 from compiler.compose import register_search_path_plugin
+from compiler.files import write_json
 from compiler.sweep import POINTER
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -36,12 +36,12 @@ def main(cfg: DictConfig) -> float | None:
     multirun = hc.mode == RunMode.MULTIRUN
     point = Point(Path(hc.runtime.output_dir) / POINTER, overrides)
 
-    def fail(message: str, code: int = 1) -> float:
+    def fail(message: str) -> float:
         point.record("failed", error=message)
         if multirun:
             print(f"train.py: point {' '.join(overrides)} failed: {message}", file=sys.stderr)
             return math.nan
-        sys.exit(code if code != 1 else f"train.py: error: {message}")
+        sys.exit(f"train.py: error: {message}")
 
     try:
         hf.require_train_extra("train")
@@ -82,12 +82,8 @@ class Point:
         self.path, self.overrides, self.run_dir = path, overrides, None
 
     def record(self, status: str, **extra: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"overrides": self.overrides, "run_dir": self.run_dir, "status": status,
-                "slurm_job_id": os.environ.get("SLURM_JOB_ID"), **extra}
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(self.path)
+        write_json(self.path, {"overrides": self.overrides, "run_dir": self.run_dir, "status": status,
+                               "slurm_job_id": os.environ.get("SLURM_JOB_ID"), **extra})
 
 
 if __name__ == "__main__":

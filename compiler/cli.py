@@ -101,16 +101,9 @@ def _rule(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write the whole file or nothing: a crash never leaves half a plan behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def _compile(ns: argparse.Namespace) -> int:
     from compiler import hf, plan as plan_module
+    from compiler.files import write_atomically
     from compiler.pipeline import compile_run
 
     try:
@@ -129,7 +122,7 @@ def _compile(ns: argparse.Namespace) -> int:
     out = ns.output or Path("train_lora.py" if ns.emit == "python" else "plan.json")
     text = hf.emit_python(plan) if ns.emit == "python" else plan_module.dumps(plan)
     print(summary(plan, result.notes))
-    _write_atomically(out, text)
+    write_atomically(out, text)
     print(f"wrote {out} ({'standalone script' if ns.emit == 'python' else 'plan'} {plan['hash'][:19]})")
     return 0
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from compiler.files import write_json
 from runner import data as data_module
 from runner.errors import RunError
 
@@ -31,12 +32,6 @@ class Preempted(Exception):
     def __init__(self, signum: int, step: int):
         super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved")
         self.signum, self.step = signum, step
-
-
-def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 def check_plan(plan: dict[str, Any]) -> None:
@@ -230,8 +225,8 @@ def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, 
         raise RunError("; ".join(d.message for d in objects.diagnostics))
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / "plan.json", plan)
-    _write_json(run_dir / "config.json", plan["config"])
+    write_json(run_dir / "plan.json", plan)
+    write_json(run_dir / "config.json", plan["config"])
     if plan["model"]["from_config"] and objects.bnb_config is None:
         model = _from_config(plan, tokenizer).to(objects.model_kwargs.get("dtype") or objects.model_kwargs["torch_dtype"])
     else:
@@ -275,7 +270,7 @@ def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, 
     if resume:
         metrics["resumed_from"] = [*metrics["resumed_from"], resume]
         print(f"resuming from {resume}", file=out)
-    _write_json(metrics_path, metrics)
+    write_json(metrics_path, metrics)
 
     handlers = {s: signal.signal(s, lambda signum, frame: state.__setitem__("signum", signum))
                 for s in PREEMPTION_SIGNALS}
@@ -303,7 +298,7 @@ def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, 
         "first_step_unix": state.get("first_step_unix"),
     })
     if state.get("signum"):
-        _write_json(metrics_path, metrics)
+        write_json(metrics_path, metrics)
         raise Preempted(state["signum"], step)
 
     if eval_ds is not None:
@@ -322,7 +317,7 @@ def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, 
     adapter = run_dir / "adapter"
     trainer.model.save_pretrained(adapter)
     tokenizer.save_pretrained(adapter)
-    _write_json(metrics_path, metrics)
+    write_json(metrics_path, metrics)
     shown = {k: metrics.get(k) for k in ("global_step", "initial_eval_loss", "final_eval_loss", "tokens_per_second")}
     print(f"finished {run_dir}: {shown}", file=out)
     return metrics

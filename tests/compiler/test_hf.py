@@ -17,7 +17,7 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from compiler import hf  # noqa: E402
-from compiler.compose import GROUPS, Composer  # noqa: E402
+from compiler.compose import GROUPS  # noqa: E402
 from compiler.pipeline import compile_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

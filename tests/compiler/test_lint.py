@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from compiler.compose import GROUPS
 from compiler.lint import lint
 from compiler.rules import ALL_CODES
 from compiler.settings import SettingsError, load
@@ -27,8 +28,8 @@ def loracfg(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 def test_shipped_conf_lints_clean():
     r = loracfg("lint")
     assert r.returncode == 0, r.stdout + r.stderr
-    n_options = sum(1 for _ in (ROOT / "conf").glob("*/*.yaml"))
-    assert f"in {n_options - 6 + 1} composition(s)" in r.stdout  # default + each non-default option
+    n_options = sum(1 for g in GROUPS for _ in (ROOT / "conf" / g).glob("*.yaml"))
+    assert f"in {n_options - len(GROUPS) + 1} composition(s)" in r.stdout  # default + each non-default option
     assert "Traceback" not in r.stderr
 
 

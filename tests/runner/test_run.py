@@ -4,7 +4,6 @@ and survives kill -9 and preemption signals. Bad input is a one-paragraph error,
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
