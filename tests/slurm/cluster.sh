@@ -8,6 +8,11 @@ cmd=${1:?start|stop}; dir=$(realpath -m "${2:?DIR}")
 export SLURM_CONF=$dir/slurm.conf
 
 stop() {
+  # cancel this cluster's jobs first: job steps (slurmstepd, srun) outlive the daemons otherwise
+  if [ -f "$dir"/slurmctld.pid ] && kill -0 "$(cat "$dir"/slurmctld.pid)" 2>/dev/null; then
+    scancel --quiet --user="$(id -un)" 2>/dev/null || true
+    for _ in $(seq 1 20); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
+  fi
   for pidfile in "$dir"/slurmd.pid "$dir"/slurmctld.pid "$dir"/munged.pid; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
   done
