@@ -23,16 +23,27 @@ POINTER = "loracfg.json"  # written by train.py into each Hydra job directory
 
 
 def expand(overrides: Sequence[str]) -> list[list[str]]:
-    """Every point of a sweep: each sweep override (a,b,c / range / choice) expanded, then the product."""
+    """Every point of a sweep: each sweep override (a,b,c / range / choice) expanded, then the product.
+
+    A continuous ``interval(lo, hi)`` (what Optuna samples from) has no points to enumerate: its two
+    bounds stand in for it, so both ends of the search space are linted."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     axes = []
     for ov in parsed:
-        if ov.is_sweep_override():
-            key = ov.get_key_element()
+        key = ov.get_key_element()
+        if ov.is_interval_sweep():
+            interval = ov.value()
+            axes.append([f"{key}={interval.start}", f"{key}={interval.end}"])
+        elif ov.is_sweep_override():
             axes.append([f"{key}={value}" for value in ov.sweep_string_iterator()])
         else:
             axes.append([ov.input_line])
     return [list(point) for point in itertools.product(*axes)]
+
+
+def enumerable(overrides: Sequence[str]) -> bool:
+    """Whether expand() gives the sweep's real points (no interval searched by a sampler)."""
+    return not any(ov.is_interval_sweep() for ov in OverridesParser.create().parse_overrides(list(overrides)))
 
 
 def sweep_overrides(config: DictConfig) -> list[str]:
@@ -88,12 +99,17 @@ class LintSweep(Callback):
     """Hydra callback (conf/config.yaml ``hydra.callbacks``): lint the whole sweep before launching it."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        points = expand(sweep_overrides(config))
+        overrides = sweep_overrides(config)
+        points = expand(overrides)
         ok, finished = preflight(points, main_config_dir(config))
         if not ok:
             print(f"loracfg: the sweep was not launched: fix the points above ({len(points)} points in all)",
                   file=sys.stderr)
             sys.exit(1)
+        if not enumerable(overrides):
+            print(f"loracfg: the search space lints clean at its bounds ({len(points)} corner points); each trial's "
+                  f"run is skipped if it already finished", file=sys.stderr)
+            return
         done = [(p, d) for p, d in zip(points, finished) if d is not None]
         for point, run_dir in done:
             print(f"loracfg: point {' '.join(_run_overrides(point))} already finished ({run_dir}); it will be "

@@ -84,3 +84,17 @@ def test_a_failing_point_does_not_take_the_others_down(tmp_path):
     failed = runs["no-such-set"]
     assert failed["status"] == "failed" and "builtin:tiny-patterns" in failed["error"]
     assert "1 failed" in r.stderr and "no-such-set" in r.stderr.split("1 failed", 1)[1]
+
+
+def test_optuna_sweeper_minimizes_the_eval_loss_train_py_returns(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="needs the optuna extra")
+    r = train(tmp_path, "optuna", "sweep=lr-optuna", "hydra.sweeper.n_trials=2")
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert "the search space lints clean at its bounds (2 corner points)" in r.stderr
+    import yaml
+
+    result = yaml.safe_load((tmp_path / "optuna" / "optimization_results.yaml").read_text())
+    losses = [json.loads((Path(json.loads(p.read_text())["run_dir"]) / "metrics.json").read_text())["final_eval_loss"]
+              for p in (tmp_path / "optuna").glob("*/loracfg.json")]
+    assert len(losses) == 2 and result["best_value"] == pytest.approx(min(losses))
+    assert 5e-5 <= result["best_params"]["schedule.learning_rate"] <= 5e-4

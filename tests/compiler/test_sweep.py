@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from compiler.sweep import expand, preflight
+from compiler.sweep import enumerable, expand, preflight
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -19,6 +19,16 @@ def test_expand_is_the_product_of_every_sweep_override():
     assert expand(["schedule.per_device_train_batch_size=range(2,8,2)"]) == [
         [f"schedule.per_device_train_batch_size={b}"] for b in (2, 4, 6)]
     assert expand(["lora=r8"]) == [["lora=r8"]]
+
+
+def test_an_interval_searched_by_optuna_is_linted_at_its_bounds():
+    overrides = ["schedule.learning_rate=tag(log, interval(5e-5, 5e-3))", "lora=r8,r16"]
+    assert not enumerable(overrides) and enumerable(["lora=r8,r16"])
+    points = expand(overrides)
+    assert ["schedule.learning_rate=5e-05", "lora=r8"] in points and len(points) == 4
+    out = io.StringIO()
+    ok, _ = preflight(points, CONF, out)
+    assert not ok and "sweep point schedule.learning_rate=0.005 lora=r8 has errors:" in out.getvalue()
 
 
 def test_preflight_names_the_bad_point_and_lints_them_all():
