@@ -17,7 +17,7 @@ import hydra
 
 from compiler.compose import register_search_path_plugin
 from compiler.files import write_json
-from compiler.sweep import POINTER
+from compiler.sweep import POINTER, run_overrides
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> float | None:
     from compiler.settings import load as load_settings
 
     hc = HydraConfig.get()
-    overrides = [o for o in hc.overrides.task if not o.startswith("sweep=")]
+    overrides = run_overrides(hc.overrides.task)
     # In a sweep one failing point must not take the others down: it is recorded, and returns NaN.
     multirun = hc.mode == RunMode.MULTIRUN
     point = Point(Path(hc.runtime.output_dir) / POINTER, overrides)

@@ -52,7 +52,7 @@ def sweep_overrides(config: DictConfig) -> list[str]:
     return [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
 
 
-def _run_overrides(point: Sequence[str]) -> list[str]:
+def run_overrides(point: Sequence[str]) -> list[str]:
     """A point's overrides that shape the run (not Hydra's own settings or the sweep selector)."""
     return [o for o in point if not o.lstrip("+~").startswith(("hydra.", "hydra/", "sweep="))]
 
@@ -78,7 +78,7 @@ def preflight(points: list[list[str]], config_dir: Path, out=sys.stderr) -> tupl
     ok, finished = True, []
     with Composer(config_dir) as composer:
         for point in points:
-            run = _run_overrides(point)
+            run = run_overrides(point)
             comp, diags = check_composition(composer, run)
             result = finalize(diags, settings, LintResult(compositions=1))
             if result.has_errors:
@@ -112,7 +112,7 @@ class LintSweep(Callback):
             return
         done = [(p, d) for p, d in zip(points, finished) if d is not None]
         for point, run_dir in done:
-            print(f"loracfg: point {' '.join(_run_overrides(point))} already finished ({run_dir}); it will be "
+            print(f"loracfg: point {' '.join(run_overrides(point))} already finished ({run_dir}); it will be "
                   f"skipped", file=sys.stderr)
         if points and len(done) == len(points):
             print(f"loracfg: all {len(points)} points of this sweep already finished; nothing to launch",

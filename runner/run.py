@@ -264,7 +264,7 @@ def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, 
                                "trainable_params": trainable, "total_params": total, "resumed_from": [],
                                "quantized_linear_modules": quantized, "cpu_threads": threads}
     if previous.get("plan_hash") == plan["hash"]:
-        metrics.update({k: previous[k] for k in ("initial_eval_loss", "resumed_from") if k in previous})
+        metrics.update({k: v for k, v in previous.items() if k.startswith("initial_") or k == "resumed_from"})
     if "initial_eval_loss" not in metrics and eval_ds is not None and resume is None:
         metrics.update(_prefixed("initial_", trainer.evaluate()))
     if resume:
