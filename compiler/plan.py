@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Mapping
 
 from compiler.compose import Composition
 from compiler.derived import derive
@@ -48,6 +48,40 @@ def loracfg_version() -> str:
         return "0+unknown"
 
 
+def resolve_precision(cfg: Mapping[str, Any]) -> tuple[bool, bool]:
+    """(bf16, fp16) of TrainingArguments: ``auto`` picks bf16 on CUDA that has it, else fp16 on CUDA."""
+    sched, hw = cfg["schedule"], cfg["hardware"]
+    cuda = hw["accelerator"] == "cuda"
+    bf16, fp16 = sched["bf16"], sched["fp16"]
+    if bf16 == "auto":
+        bf16 = bool(cuda and hw["supports_bf16"])
+    if fp16 == "auto":
+        fp16 = bool(cuda and not bf16 and hw["supports_fp16"])
+    return bool(bf16), bool(fp16)
+
+
+def resolve_optim(cfg: Mapping[str, Any]) -> str:
+    """TrainingArguments.optim: ``auto`` is paged 8-bit AdamW for a quantized base on CUDA, fused AdamW on CUDA,
+    torch AdamW elsewhere."""
+    optim = cfg["schedule"]["optim"]
+    if optim != "auto":
+        return optim
+    cuda = cfg["hardware"]["accelerator"] == "cuda"
+    quant = cfg["quant"]
+    if cuda and (quant.get("load_in_4bit") or quant.get("load_in_8bit")):
+        return "paged_adamw_8bit"
+    return "adamw_torch_fused" if cuda else "adamw_torch"
+
+
+def resolve_dtype(cfg: Mapping[str, Any]) -> str:
+    """from_pretrained's dtype: the 4-bit compute dtype for a 4-bit base, else the training precision."""
+    quant = cfg["quant"]
+    if quant.get("load_in_4bit"):
+        return quant["bnb_4bit_compute_dtype"]
+    bf16, fp16 = resolve_precision(cfg)
+    return "bfloat16" if bf16 else "float16" if fp16 else "float32"
+
+
 class _Builder:
     def __init__(self) -> None:
         self.decisions: list[dict[str, Any]] = []
@@ -74,16 +108,15 @@ def build(comp: Composition) -> dict[str, Any]:
     quantized = bool(quant.get("load_in_4bit") or quant.get("load_in_8bit"))
 
     # -- precision ----------------------------------------------------------------------------
-    bf16, fp16 = sched["bf16"], sched["fp16"]
-    if bf16 == "auto":
-        bf16 = b.decide("TrainingArguments.bf16", bool(cuda and hw["supports_bf16"]),
-                        "bf16: auto -> on: the hardware computes in bfloat16" if cuda and hw["supports_bf16"] else
-                        f"bf16: auto -> off: {'no CUDA (CPU autocast to bf16 is slower than fp32 for LoRA)' if not cuda else 'the hardware has no bfloat16'}")
-    if fp16 == "auto":
-        on = bool(cuda and not bf16 and hw["supports_fp16"])
-        fp16 = b.decide("TrainingArguments.fp16", on,
-                        "fp16: auto -> on: CUDA without bf16, fp16 is the half precision it has" if on else
-                        "fp16: auto -> off: " + ("bf16 is on" if bf16 else "no CUDA" if not cuda else "no fp16 support"))
+    bf16, fp16 = resolve_precision(cfg)
+    if sched["bf16"] == "auto":
+        b.decide("TrainingArguments.bf16", bf16,
+                 "bf16: auto -> on: the hardware computes in bfloat16" if bf16 else
+                 f"bf16: auto -> off: {'no CUDA (CPU autocast to bf16 is slower than fp32 for LoRA)' if not cuda else 'the hardware has no bfloat16'}")
+    if sched["fp16"] == "auto":
+        b.decide("TrainingArguments.fp16", fp16,
+                 "fp16: auto -> on: CUDA without bf16, fp16 is the half precision it has" if fp16 else
+                 "fp16: auto -> off: " + ("bf16 is on" if bf16 else "no CUDA" if not cuda else "no fp16 support"))
     precision = "bf16" if bf16 else "fp16" if fp16 else "fp32"
 
     run_id = run_id_of(cfg)
@@ -96,17 +129,13 @@ def build(comp: Composition) -> dict[str, Any]:
         training.pop("num_train_epochs", None)
 
     # -- optimizer, devices, checkpointing ------------------------------------------------------
-    optim = sched["optim"]
-    if optim == "auto":
-        if cuda and quantized:
-            optim = b.decide("TrainingArguments.optim", "paged_adamw_8bit",
-                             "optim: auto -> paged_adamw_8bit: quantized base on CUDA (QLoRA's optimizer; pages "
-                             "state to host memory under pressure)")
-        elif cuda:
-            optim = b.decide("TrainingArguments.optim", "adamw_torch_fused", "optim: auto -> adamw_torch_fused on CUDA")
-        else:
-            optim = b.decide("TrainingArguments.optim", "adamw_torch",
-                             "optim: auto -> adamw_torch: paged and 8-bit optimizers need CUDA")
+    optim = resolve_optim(cfg)
+    if sched["optim"] == "auto":
+        b.decide("TrainingArguments.optim", optim, {
+            "paged_adamw_8bit": "optim: auto -> paged_adamw_8bit: quantized base on CUDA (QLoRA's optimizer; pages "
+                                "state to host memory under pressure)",
+            "adamw_torch_fused": "optim: auto -> adamw_torch_fused on CUDA",
+            "adamw_torch": "optim: auto -> adamw_torch: paged and 8-bit optimizers need CUDA"}[optim])
     training["optim"] = optim
     b.sources["TrainingArguments.optim"] = "schedule.optim"
     if not cuda:
@@ -124,11 +153,9 @@ def build(comp: Composition) -> dict[str, Any]:
 
     # -- model loading --------------------------------------------------------------------------
     auto_class, task_type = AUTO_CLASSES[model["task"]]
-    if quant.get("load_in_4bit"):
-        dtype, why = quant["bnb_4bit_compute_dtype"], "4-bit base: non-quantized modules in the compute dtype"
-    else:
-        dtype = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision]
-        why = f"matches {precision} training"
+    dtype = resolve_dtype(cfg)
+    why = "4-bit base: non-quantized modules in the compute dtype" if quant.get("load_in_4bit") else \
+        f"matches {precision} training"
     if cuda and hw["num_devices"] > 1:
         device_map, dm_why = "local_rank", "one process per device: each loads onto its own GPU ({'': LOCAL_RANK})"
     elif cuda:

@@ -37,7 +37,7 @@ def test_values_point_at_the_option_file_line_that_set_them(composer):
     assert loc.file == "conf/lora/r64.yaml"
     assert loc.line == _line_of(ROOT / "conf/lora/r64.yaml", "lora_alpha:")
     assert loc.col == len("lora_alpha: ") + 1
-    assert comp.locate("model.linear_modules[1]").file == "conf/model/tiny-llama.yaml"
+    assert comp.locate("model.linear_modules.k_proj").file == "conf/model/tiny-llama.yaml"
     assert comp.locate("seed").file == "conf/config.yaml"
 
 
