@@ -56,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="compare the points of a sweep: table (Markdown, JSON) and loss-curve plot")
     rep.add_argument("sweep_dir", type=Path, help="a Hydra multirun directory of train.py (local or SLURM)")
 
+    est = sub.add_parser("estimate", help="parameters, memory per device and the largest micro-batch that fits",
+                         description="From the config alone (no weights, no torch): total and trainable "
+                                     "parameters, the peak memory of a training step on one device with its "
+                                     "breakdown, whether it fits the hardware, the largest per-device batch that "
+                                     "does, and the steps the schedule means.")
+    est.add_argument("overrides", nargs="*", metavar="OVERRIDE")
+    est.add_argument("--config-dir", type=Path, default=None)
+    est.add_argument("-o", "--output-format", choices=("text", "json"), default="text")
+
     rule = sub.add_parser("rule", help="explain a rule code (or --all)")
     rule.add_argument("code", nargs="?", help="a code such as L003, or a rule name")
     rule.add_argument("--all", action="store_true", help="every rule and check")
@@ -206,6 +215,30 @@ def _diff(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _estimate(ns: argparse.Namespace) -> int:
+    from compiler.compose import Composer
+    from compiler.estimate import estimate, render_text
+    from compiler.lint import LintResult, default_config_dir, finalize
+    from compiler.validate import validate
+
+    root = ns.config_dir or default_config_dir()
+    with Composer(root) as composer:  # provenance (where a bad value came from) needs Hydra still set up
+        comp, diags = composer.compose(ns.overrides)
+        if comp is not None and not diags:
+            diags = validate(comp)
+        result = finalize(diags, load_settings(), LintResult(compositions=1))
+    if comp is None or result.has_errors:
+        print(report.render(result, "text"), file=sys.stderr)
+        print("loracfg estimate: the composition is not valid; fix the errors above.", file=sys.stderr)
+        return 1
+    est = estimate(comp.config)
+    if ns.output_format == "json":
+        print(json.dumps(est.as_json(), indent=2))
+    else:
+        print(render_text(est, comp.config))
+    return 0
+
+
 def _report(ns: argparse.Namespace) -> int:
     from compiler import sweep_report
 
@@ -231,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _diff(ns)
     if ns.command == "report":
         return _report(ns)
+    if ns.command == "estimate":
+        return _estimate(ns)
     if ns.command == "run":
         from runner.__main__ import main as run_main
 

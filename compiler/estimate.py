@@ -213,35 +213,43 @@ def _per_sequence_activations(cfg: Mapping[str, Any], params: Parameters, seq: i
     h, layers, heads = c["hidden_size"], c["num_hidden_layers"], c["num_attention_heads"]
     head_dim = c.get("head_dim") or h // heads
     kv = (c.get("num_key_value_heads") or heads) * head_dim
-    q = heads * head_dim
     inter = c["intermediate_size"]
     bf16, fp16 = resolve_precision(cfg)
     half = bf16 or fp16
+    cuda = cfg["hardware"]["accelerator"] == "cuda"
     mixed = 2 if half else 4                              # what autocast computes matmuls in
     kbit = bool(quant.get("load_in_4bit") or quant.get("load_in_8bit"))
-    stream = 4 if (kbit or not half or resolve_dtype(cfg) == "float32") else 2  # the residual stream's dtype
-    linear_out = stream                                   # frozen linears return their input's dtype
-    # -- one layer, per token
-    norms = 2 * (4 * h + 4)                               # each RMS/LayerNorm keeps an fp32 copy and 1/rms
+    # frozen linears return their input's dtype: the residual stream's, fp32 after prepare_model_for_kbit_training
+    linear_out = 4 if (kbit or not half or resolve_dtype(cfg) == "float32") else 2
+    # -- one layer, per token (coefficients measured with saved-tensor hooks; see benchmarks/README.md)
     attn_impl = model.get("attn_implementation") or "sdpa"
-    attn = (q + 2 * kv + q) * mixed                       # q, k, v (after RoPE) and the attention output
-    per_head_pos = 4 if attn_impl != "eager" else None    # logsumexp (flash / memory-efficient kernels)
-    mlp = 3 * inter * linear_out if model["config"]["model_type"] != "bert" else 2 * inter * linear_out
+    norms = 2 * 4 + 8                                     # two norms: an fp32 copy each (x h below) and 1/rms
+    hidden = (8 + 3 * linear_out) * h                     # norm copies; q, attention output, norm outputs
+    attn = 2 * mixed * kv + (4 * heads if attn_impl != "eager" else 0)  # k, v; logsumexp per head
+    mlp = 3 * inter * linear_out                          # gate and up outputs, the activation
     dropout = float(lora.get("lora_dropout") or 0)
-    lora_tok = 0
-    inputs_by_name = {n: model["linear_modules"][n] for n in params.targets}
-    for n, shapes in inputs_by_name.items():
-        for e in shapes:
+    casts = mixed != 4                                    # adapters are fp32: half inputs get cast per adapter
+    r = int(lora["r"])
+    lora_tok = 0.0
+    widths: set[int] = set()
+    for n in params.targets:
+        for e in model["linear_modules"][n]:
             per_layer = e["count"] / layers if layers else 0
-            saved = e["in_features"] * (mixed + (1 if dropout > 0 else 0))  # lora_A's input, dropout mask
-            saved += int(lora["r"]) * mixed                                 # lora_A's output for lora_B
+            if dropout > 0:       # dropout's mask (bool on CUDA, a float tensor on CPU) and its output
+                saved = e["in_features"] * (mixed + (1 if cuda else 4))
+            elif casts:           # the input autocast copies for lora_A
+                saved = e["in_features"] * mixed
+            else:                 # no copy: the input is shared with the frozen layer; new once per width
+                saved = 0 if e["in_features"] in widths else e["in_features"] * 4
+                widths.add(e["in_features"])
+            saved += r * mixed
             if lora.get("use_dora"):
-                saved += e["out_features"] * mixed                          # DoRA's base output
+                saved += e["out_features"] * mixed      # DoRA's base output for the magnitude's gradient
             lora_tok += saved * per_layer
-    layer_tok = norms + attn + mlp + lora_tok
-    layer_seq = layer_tok * seq + (heads * seq * per_head_pos if per_head_pos else heads * seq * seq * (4 + mixed))
+    layer_tok = norms + hidden + attn + mlp + lora_tok
+    layer_seq = layer_tok * seq + (heads * seq * seq * (4 + mixed) if attn_impl == "eager" else 0)
     if sched.get("gradient_checkpointing"):
-        body = layers * h * seq * stream + layer_seq      # one hidden state per layer + one recomputed layer
+        body = layers * h * seq * linear_out + layer_seq  # one hidden state per layer + one recomputed layer
     else:
         body = layers * layer_seq
     vocab_out = 0
@@ -249,7 +257,7 @@ def _per_sequence_activations(cfg: Mapping[str, Any], params: Parameters, seq: i
     if model["task"] in OUTPUT_HEADS and head:
         v = model["linear_modules"][head][0]["out_features"]
         vocab_out = seq * v * (mixed + 4 + 4)            # logits, their fp32 copy, the fp32 log-softmax
-    embed = seq * h * (stream + 4)                        # embedding output, final norm's fp32 copy
+    embed = seq * h * (linear_out + 4)                    # embedding output, final norm's fp32 copy
     return int(body + vocab_out + embed), {"layers": int(body), "logits_and_loss": vocab_out, "embeddings": embed}
 
 
@@ -334,3 +342,37 @@ def fmt_bytes(n: float) -> str:
         if abs(n) >= size:
             return f"{n / size:.2f} {unit}"
     return f"{int(n)} B"
+
+
+def render_text(est: Estimate, cfg: Mapping[str, Any]) -> str:
+    p, m, s = est.parameters, est.memory, est.steps
+    model, hw, quant = cfg["model"], cfg["hardware"], cfg["quant"]
+    q = "4-bit " + quant.get("bnb_4bit_quant_type", "") + (" double-quant" if quant.get("bnb_4bit_use_double_quant")
+                                                           else "") if quant.get("load_in_4bit") else \
+        "8-bit" if quant.get("load_in_8bit") else resolve_dtype(cfg)
+    lines = [
+        f"model        {model['name_or_path']} ({model['config']['model_type']}, {model['task']}), base in {q}",
+        f"parameters   total {p.total:,}   trainable {p.trainable:,} ({100 * p.trainable / p.total:.4f}%)",
+        f"             LoRA r={cfg['lora']['r']} on {p.lora_layers} modules ({', '.join(p.targets) or 'none'}): "
+        f"{p.lora:,}" + (f", DoRA magnitudes {p.dora_magnitude:,}" if p.dora_magnitude else "")
+        + (f", modules_to_save {p.modules_to_save:,}" if p.modules_to_save else "")
+        + (f", biases {p.trainable_bias:,}" if p.trainable_bias else ""),
+    ]
+    if not p.exact:
+        lines.append(f"             (not exact: {p.note})")
+    lines += ["", f"memory per device at micro-batch {m.micro_batch} x {m.seq_len} tokens "
+                  f"({resolve_optim(cfg)}, gradient checkpointing "
+                  f"{'on' if cfg['schedule'].get('gradient_checkpointing') else 'off'})"]
+    width = max(len(k) for k in m.breakdown)
+    for k, v in m.breakdown.items():
+        lines.append(f"  {k.replace('_', ' ').ljust(width)}  {fmt_bytes(v):>12}")
+    lines.append(f"  {'peak'.ljust(width)}  {fmt_bytes(m.peak_bytes_per_device):>12}   of "
+                 f"{hw['device_memory_gib']} GiB on {hw['device_name']}: "
+                 + ("fits" if m.fits else "DOES NOT FIT"))
+    lines.append(f"  largest micro-batch that fits: {m.max_micro_batch}")
+    lines += [f"  note: {n}" for n in m.notes]
+    lines += ["", f"steps        {s['total_steps']} optimizer steps = {s['epochs']:g} epochs x {s['steps_per_epoch']} "
+                  f"steps/epoch ({s['train_samples']} samples / effective batch {s['effective_batch_size']}), "
+                  f"warmup {s['warmup_steps']}" + (" (max_steps set: it decides, not num_train_epochs)"
+                                                    if s["max_steps_set"] else "")]
+    return "\n".join(lines)

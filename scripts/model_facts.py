@@ -31,6 +31,13 @@ def _scalar(v: Any) -> str:
     return "true" if v is True else "false" if v is False else "null" if v is None else str(v)
 
 
+def _yaml_scalar(v: Any) -> str:
+    """YAML 1.1 (what OmegaConf reads) takes 1e-06 for a string: write 1.0e-06."""
+    import yaml
+
+    return yaml.safe_dump(v, default_flow_style=True).splitlines()[0]
+
+
 def _flow(d: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{k}: {_scalar(v)}" for k, v in d.items()) + "}"
 
@@ -79,7 +86,7 @@ def new_option(args: argparse.Namespace) -> str:
         "trust_remote_code: false",
         "attn_implementation: sdpa",
         "config:",
-        *(f"  {k}: {json.dumps(v)}" for k, v in config.items()),
+        *(f"  {k}: {_yaml_scalar(v)}" for k, v in config.items()),
     ]
     if args.num_labels:
         head.append(f"num_labels: {args.num_labels}")

@@ -25,6 +25,7 @@ from compiler.rules import (
     lora_scaling_out_of_range,
     max_seq_length_exceeds_model,
     max_steps_overrides_epochs,
+    memory_exceeds_device,
     paged_optimizer_without_cuda,
     target_module_not_in_model,
     trust_remote_code,
@@ -51,6 +52,7 @@ _MODULES: tuple[ModuleType, ...] = (
     lora_rank_too_high,
     deprecated_argument,
     max_seq_length_exceeds_model,
+    memory_exceeds_device,
 )
 
 
