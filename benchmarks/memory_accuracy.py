@@ -49,7 +49,6 @@ def case_overrides(shape: str, method: str, micro: int, seq: int, steps: int, ou
 
 def measure(overrides: list[str]) -> tuple[dict, dict]:
     from compiler import plan as plan_module
-    from compiler.compose import Composer
     from compiler.estimate import estimate
     from compiler.pipeline import compile_run
     from compiler.settings import Settings
@@ -58,9 +57,7 @@ def measure(overrides: list[str]) -> tuple[dict, dict]:
                            build_objects=False)
     if not compiled.ok:
         raise SystemExit("not compiled: " + "; ".join(f"{d.code} {d.message}" for d in compiled.lint.diagnostics))
-    with Composer(ROOT / "conf") as c:
-        cfg = c.compose(overrides)[0].config
-    est = estimate(cfg).as_json()
+    est = estimate(compiled.plan["config"]).as_json()  # the plan carries the composed config
     with tempfile.TemporaryDirectory() as tmp:
         plan_path = Path(tmp) / "plan.json"
         plan_path.write_text(plan_module.dumps(compiled.plan))
@@ -71,7 +68,6 @@ def measure(overrides: list[str]) -> tuple[dict, dict]:
 
 def accelerate_comparison() -> list[dict]:
     """Model size by dtype: accelerate's estimate-memory arithmetic vs ours, on the same architectures."""
-    import torch  # noqa: F401
     from accelerate.utils import calculate_maximum_sizes
 
     from compiler.compose import Composer

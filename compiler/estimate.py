@@ -92,7 +92,8 @@ def target_names(cfg: Mapping[str, Any]) -> tuple[list[str], bool, str | None]:
         names = [n for n in linear if re.fullmatch(targets, n)]
         return names, False, "a regular expression in target_modules is matched against full module paths; " \
                              "counted on the last name only"
-    return [n for n in linear if any(t == n or t.rsplit(".", 1)[-1] == n for t in targets)], \
+    last_names = {t.rsplit(".", 1)[-1] for t in targets}
+    return [n for n in linear if n in last_names], \
         all("." not in t for t in targets), None
 
 

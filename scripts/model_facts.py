@@ -101,8 +101,9 @@ def refresh(path: Path) -> bool:
 
     text = path.read_text()
     section = yaml.safe_load(text)
-    start = next((i for i, line in enumerate(text.splitlines(keepends=True)) if line.startswith(FACTS_START)), None)
-    kept = "".join(text.splitlines(keepends=True)[:start]) if start is not None else text
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith(FACTS_START)), None)
+    kept = "".join(lines[:start]) if start is not None else text
     new = kept + facts_yaml(facts_for(section))
     if new == text:
         return False
