@@ -225,6 +225,7 @@ the built objects' to_dict() for comparison.
 """
 
 import json
+import os
 import sys
 
 import torch
@@ -239,6 +240,7 @@ MODEL = {name_or_path!r}
 FROM_CONFIG = {from_config!r}
 ARCHITECTURE = {architecture}
 TOKENIZER = {tokenizer!r}
+SEED = {seed!r}
 
 
 def build_objects():
@@ -251,38 +253,58 @@ def build_objects():
     return TrainingArguments(**TRAINING_ARGUMENTS), LoraConfig(**LORA_CONFIG), bnb
 
 
-def build_model(bnb):
+def build_model(bnb, tokenizer):
     kwargs = dict(FROM_PRETRAINED)
     for key in ("dtype", "torch_dtype"):
         if key in kwargs:
             kwargs[key] = getattr(torch, kwargs[key])
-    if FROM_CONFIG:
-        config = AutoConfig.for_model(**ARCHITECTURE)
-        torch.manual_seed(TRAINING_ARGUMENTS["seed"])
-        dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
-        return {auto_class}.from_config(config, torch_dtype=dtype) if dtype is not None else {auto_class}.from_config(config)
     if bnb is not None:
         kwargs["quantization_config"] = bnb
-    return {auto_class}.from_pretrained(MODEL, **kwargs)
+    if not FROM_CONFIG:
+        return {auto_class}.from_pretrained(MODEL, **kwargs)
+    # Random weights from the architecture, seeded: the same model loracfg's runner builds.
+    extra = {{"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}}
+    if kwargs.get("num_labels"):
+        extra["num_labels"] = kwargs["num_labels"]
+    torch.manual_seed(SEED)
+    model = {auto_class}.from_config(AutoConfig.for_model(**ARCHITECTURE, **extra))
+    if bnb is None:
+        return model.to(kwargs.get("dtype", kwargs.get("torch_dtype")))
+    # bitsandbytes quantizes only inside from_pretrained: save the random base once, load it quantized.
+    base = os.path.join(TRAINING_ARGUMENTS["output_dir"], "base-model")
+    if not os.path.isfile(os.path.join(base, "config.json")):
+        model.save_pretrained(base)
+    kwargs.pop("num_labels", None)  # already in the saved config
+    return {auto_class}.from_pretrained(base, **kwargs)
 
 
 def build_tokenizer():
     if TOKENIZER == "byte-level":
         from transformers import ByT5Tokenizer
         return ByT5Tokenizer()
-    return AutoTokenizer.from_pretrained(TOKENIZER)
+    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER, trust_remote_code=FROM_PRETRAINED.get("trust_remote_code", False))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
-def build_trainer(train_dataset, eval_dataset=None, data_collator=None):
-    args, lora, bnb = build_objects()
-    model = build_model(bnb)
+def build_model_and_tokenizer():
+    """The PEFT model to train (quantized and prepared for k-bit training where the plan says so)."""
+    _, lora, bnb = build_objects()
+    tokenizer = build_tokenizer()
+    model = build_model(bnb, tokenizer)
     if bnb is not None:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=bool(
             TRAINING_ARGUMENTS.get("gradient_checkpointing") or TRAINING_ARGUMENTS.get("activation_checkpointing")))
-    model = get_peft_model(model, lora)
+    return get_peft_model(model, lora), tokenizer
+
+
+def build_trainer(train_dataset, eval_dataset=None, data_collator=None):
+    args = build_objects()[0]
+    model, tokenizer = build_model_and_tokenizer()
     model.print_trainable_parameters()
     return Trainer(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                   data_collator=data_collator, {tokenizer_argument}=build_tokenizer())
+                   data_collator=data_collator, {tokenizer_argument}=tokenizer)
 
 
 if __name__ == "__main__":
@@ -312,5 +334,5 @@ def emit_python(plan: dict[str, Any]) -> str:
         lora=_literal(plan["lora"]["LoraConfig"]), bnb=_literal(quant),
         from_pretrained=_literal(plan["model"]["from_pretrained"]), name_or_path=plan["model"]["name_or_path"],
         from_config=plan["model"]["from_config"], architecture=_literal(plan["model"]["architecture"]),
-        tokenizer=plan["model"]["tokenizer"], tokenizer_argument=plan["trainer"]["tokenizer_argument"],
+        tokenizer=plan["model"]["tokenizer"], seed=plan["config"]["seed"], tokenizer_argument=plan["trainer"]["tokenizer_argument"],
     )

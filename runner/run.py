@@ -50,18 +50,26 @@ def run_dir_of(plan: dict[str, Any]) -> Path:
     return Path(plan["training"]["TrainingArguments"]["output_dir"])
 
 
-def last_complete_checkpoint(run_dir: Path) -> str | None:
-    """transformers' get_last_checkpoint, skipping a checkpoint a kill left without its trainer state."""
-    from transformers.trainer_utils import get_last_checkpoint
+def _complete(checkpoint: Path) -> bool:
+    """A checkpoint is complete once the Trainer wrote its state, the last file it saves, in full."""
+    try:
+        return isinstance(json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError):
+        return False
 
+
+def last_complete_checkpoint(run_dir: Path) -> str | None:
+    """The newest ``checkpoint-N`` whose trainer state is whole.
+
+    transformers' get_last_checkpoint takes the highest N even when a kill left that folder with
+    weights and no (or a truncated) trainer state, and the resume then fails or restarts wrongly."""
     if not run_dir.is_dir():
         return None
-    last = get_last_checkpoint(str(run_dir))
-    if last is None or (Path(last) / "trainer_state.json").is_file():
-        return last
-    done = [p for p in run_dir.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name)
-            and (p / "trainer_state.json").is_file()]
-    return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
+    numbered = [p for p in run_dir.iterdir() if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
+    for p in sorted(numbered, key=lambda p: int(p.name.split("-")[1]), reverse=True):
+        if _complete(p):
+            return str(p)
+    return None
 
 
 def cpu_threads() -> int:

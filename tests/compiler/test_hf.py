@@ -147,8 +147,34 @@ def _dicts(*objects) -> list:
     return [json.loads(json.dumps(o.to_dict(), default=str)) if o is not None else None for o in objects]
 
 
-@pytest.mark.parametrize("overrides", [[], ["quant=nf4", "lora=dora-r16"]])
-def test_emitted_script_builds_the_same_objects(tmp_path, overrides):
+# Imports the emitted script, builds its model, tokenizer and Trainer, and trains two optimizer steps.
+_USE_SCRIPT = """
+import importlib.util, json, sys
+import torch
+spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
+script = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(script)
+rows = [{"input_ids": [5 + i % 7] * 16, "attention_mask": [1] * 16, "labels": [5 + i % 7] * 16} for i in range(16)]
+trainer = script.build_trainer(rows)
+model = trainer.model
+base = [p for n, p in model.named_parameters() if "lora_" not in n and p.dtype.is_floating_point]
+before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+trainer.train()
+json.dump({
+    "linear4bit": sum(type(m).__name__ == "Linear4bit" and type(m).__module__.startswith("bitsandbytes")
+                      for m in model.modules()),
+    "trainable": model.get_nb_trainable_parameters()[0],
+    "base_checksum": float(sum(p.detach().double().abs().sum() for p in base)),
+    "steps": trainer.state.global_step,
+    "changed": sum(not torch.equal(before[n], p.detach()) for n, p in model.named_parameters() if n in before),
+}, open(sys.argv[2], "w"))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides", [[], ["quant=nf4", "lora=dora-r16"]], ids=["lora", "qlora-dora"])
+def test_emitted_script_builds_the_same_objects_model_and_trainer(tmp_path, overrides):
+    overrides = [*overrides, f"output_dir={tmp_path / 'out'}", "schedule.max_steps=2", "schedule.eval_strategy=no"]
     script, out = tmp_path / "train_lora.py", tmp_path / "objects.json"
     r = subprocess.run([sys.executable, "-m", "compiler.cli", "compile", "--config-dir", str(CONF), "--emit", "python",
                         "-o", str(script), *overrides], cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -159,9 +185,30 @@ def test_emitted_script_builds_the_same_objects(tmp_path, overrides):
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     emitted = json.loads(out.read_text())
-    o = compile_run(overrides, CONF).objects
+    compiled = compile_run(overrides, CONF)
+    o = compiled.objects
     expected = _dicts(o.training_arguments, o.lora_config, o.bnb_config)
     assert [emitted["TrainingArguments"], emitted["LoraConfig"], emitted["BitsAndBytesConfig"]] == expected
+
+    # The script's model is the runner's: same random base (same seed and ids), quantized where the plan says.
+    built = tmp_path / "built.json"
+    r = subprocess.run([sys.executable, "-c", _USE_SCRIPT, str(script), str(built)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(built.read_text())
+    from peft import get_peft_model
+
+    from runner.run import _from_config, _tokenizer
+
+    plan = compiled.plan
+    reference = _from_config(plan, _tokenizer(plan))
+    layers = plan["model"]["architecture"]["num_hidden_layers"]
+    assert got["linear4bit"] == (7 * layers if o.bnb_config is not None else 0)
+    assert got["trainable"] == get_peft_model(reference, o.lora_config).get_nb_trainable_parameters()[0]
+    if o.bnb_config is None:
+        ref_base = [p for n, p in reference.named_parameters() if "lora_" not in n]
+        assert got["base_checksum"] == pytest.approx(float(sum(p.detach().double().abs().sum() for p in ref_base)))
+    assert got["steps"] == 2 and got["changed"] > 0
 
 
 def test_compile_cli_writes_the_plan_and_refuses_on_lint_errors(tmp_path):
