@@ -1,11 +1,13 @@
-"""Wait on an observable event (a file, a log line, a job state), failing the test loudly at the deadline.
+"""Wait on an observable event (a checkpoint, a log line, a job state), failing the test loudly at the deadline.
 
 The one place in tests/ that polls: callers name what they wait for and never sleep for a guessed time."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
+from pathlib import Path
 from typing import Callable, TypeVar
 
 import pytest
@@ -31,3 +33,11 @@ def wait_for(condition: Callable[[], T], what: str, timeout: float, proc: subpro
                 proc.kill()
             pytest.fail(f"waited {timeout:.0f}s for {what}; it never happened")
         time.sleep(interval)
+
+
+def checkpoint_complete(checkpoint: Path) -> bool:
+    """Read independently of the runner: the Trainer's state file, the last it writes, is there and whole."""
+    try:
+        return isinstance(json.loads((checkpoint / "trainer_state.json").read_text()), dict)
+    except (OSError, ValueError):
+        return False

@@ -18,6 +18,7 @@ pytest.importorskip("peft")
 from compiler import plan as plan_module  # noqa: E402
 from compiler.pipeline import compile_run  # noqa: E402
 from runner.__main__ import main as runner_main  # noqa: E402
+from tests.waiting import checkpoint_complete as complete  # noqa: E402
 from tests.waiting import wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,14 +45,6 @@ def run_dir(plan: dict) -> Path:
 def runner(plan_path: Path, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "runner", str(plan_path)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
-
-
-def complete(checkpoint: Path) -> bool:
-    """Read independently of the runner: the Trainer's state file is there and whole."""
-    try:
-        return isinstance(json.loads((checkpoint / "trainer_state.json").read_text()), dict)
-    except (OSError, ValueError):
-        return False
 
 
 def complete_checkpoints(directory: Path) -> list[int]:
@@ -170,6 +163,18 @@ def test_preemption_signal_saves_a_checkpoint_before_exiting(tmp_path, signum):
     done = metrics_of(plan)
     assert done["finished"] and done["global_step"] == 120
     assert done["resumed_from"] == [str(run_dir(plan) / f"checkpoint-{m['global_step']}")]
+
+
+@pytest.mark.slow
+def test_loracfg_run_trains_a_plan_file_once(tmp_path):
+    plan_path, plan = compile_plan(tmp_path, *SHORT, "schedule.max_steps=4")
+    cmd = [sys.executable, "-m", "compiler.cli", "run", str(plan_path)]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = metrics_of(plan)
+    assert m["finished"] and m["global_step"] == 4 and f"finished {run_dir(plan)}" in r.stdout
+    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "already finished at step 4" in again.stdout
 
 
 def _fails_cleanly(plan_path: Path, plan: dict, capsys, *needles: str) -> None:

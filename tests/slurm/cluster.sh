@@ -13,14 +13,16 @@ stop() {
     scancel --quiet --user="$(id -un)" 2>/dev/null || true
     for _ in $(seq 1 20); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
   fi
-  for pidfile in "$dir"/slurmd.pid "$dir"/slurmctld.pid "$dir"/munged.pid; do
-    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  pids=$(cat "$dir"/slurmd.pid "$dir"/slurmctld.pid "$dir"/munged.pid 2>/dev/null || true)
+  for pid in $pids; do kill "$pid" 2>/dev/null || true; done
+  # wait for the daemons to exit (observed, at most 5 s), then SIGKILL any left
+  for _ in $(seq 1 50); do
+    alive=""  # a zombie (no init reaping it in a container) has exited
+    for pid in $pids; do case "$(ps -o stat= -p "$pid" 2>/dev/null)" in ""|Z*) ;; *) alive=1;; esac; done
+    [ -z "$alive" ] && break; sleep 0.1
   done
-  sleep 1
-  for pidfile in "$dir"/slurmd.pid "$dir"/slurmctld.pid "$dir"/munged.pid; do
-    [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
-    rm -f "$pidfile"
-  done
+  for pid in $pids; do kill -9 "$pid" 2>/dev/null || true; done
+  rm -f "$dir"/slurmd.pid "$dir"/slurmctld.pid "$dir"/munged.pid
 }
 
 if [ "$cmd" = stop ]; then stop; exit 0; fi
