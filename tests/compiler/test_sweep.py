@@ -21,23 +21,24 @@ def test_expand_is_the_product_of_every_sweep_override():
     assert expand(["lora=r8"]) == [["lora=r8"]]
 
 
-def test_an_interval_searched_by_optuna_is_linted_at_its_bounds():
+def test_an_interval_searched_by_optuna_is_linted_at_its_bounds(tmp_path):
     overrides = ["schedule.learning_rate=tag(log, interval(5e-5, 5e-3))", "lora=r8,r16"]
     assert not enumerable(overrides) and enumerable(["lora=r8,r16"])
     points = expand(overrides)
     assert ["schedule.learning_rate=5e-05", "lora=r8"] in points and len(points) == 4
     out = io.StringIO()
-    ok, _ = preflight(points, CONF, out)
-    assert not ok and "sweep point schedule.learning_rate=0.005 lora=r8 has errors:" in out.getvalue()
+    ok, _ = preflight([[*p, f"output_dir={tmp_path}"] for p in points], CONF, out)
+    assert not ok
+    assert f"sweep point schedule.learning_rate=0.005 lora=r8 output_dir={tmp_path} has errors:" in out.getvalue()
 
 
-def test_preflight_names_the_bad_point_and_lints_them_all():
+def test_preflight_names_the_bad_point_and_lints_them_all(tmp_path):
     out = io.StringIO()
-    ok, finished = preflight(expand(["schedule.learning_rate=1e-4,5e-3,2e-2"]), CONF, out)
+    ok, finished = preflight(expand(["schedule.learning_rate=1e-4,5e-3,2e-2", f"output_dir={tmp_path}"]), CONF, out)
     text = out.getvalue()
     assert not ok and finished == [None, None, None]
-    assert "sweep point schedule.learning_rate=0.005 has errors:" in text
-    assert "sweep point schedule.learning_rate=0.02 has errors:" in text
+    assert f"sweep point schedule.learning_rate=0.005 output_dir={tmp_path} has errors:" in text
+    assert f"sweep point schedule.learning_rate=0.02 output_dir={tmp_path} has errors:" in text
     assert "0.0001 has errors" not in text
 
 
