@@ -24,7 +24,8 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per point, in job order, with its status: finished, running, failed, pending."""
+    """One row per point, in job order, with its status: finished, running, interrupted (stopped by a signal,
+    resumable), failed, pending."""
     rows = []
     for pointer in sorted(sweep_dir.glob(f"*/{POINTER}"), key=lambda p: (len(p.parent.name), p.parent.name)):
         info = _load(pointer) or {}
@@ -33,7 +34,7 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         status = info.get("status", "pending")
         if metrics.get("finished"):
             status = "finished"
-        elif status not in ("failed",) and metrics:
+        elif status not in ("failed", "interrupted") and metrics:
             status = "running"
         evals = [loss for _, loss in metrics.get("eval_loss_curve", [])] + \
             [metrics[k] for k in ("final_eval_loss",) if metrics.get(k) is not None]

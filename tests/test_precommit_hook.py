@@ -87,3 +87,11 @@ def test_hook_environment_is_light_and_uses_the_installed_package(scratch, tmp_p
     assert heavy == "[]", "the hook environment must not hold the training stack"
     assert "site-packages" in conf_dir and conf_dir.endswith("compiler/_shipped/conf")
     assert "site-packages" in schemas
+    # without the train extra, compile and diff say which extra to install (run for real, nothing patched)
+    exe = pythons[-1].parent / "loracfg"
+    for args in (["compile", "-o", "plan.json"], ["diff", "lora=r16", "lora=r64"]):
+        r = _run([str(exe), *args], repo, env)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"`loracfg {args[0]}` builds Hugging Face objects and needs the train extra" in r.stderr, r.stderr
+        assert "pip install 'loracfg[train]'" in r.stderr and "Traceback" not in r.stderr
+    assert not (repo / "plan.json").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 
 pytest.importorskip("torch")
 PIL = pytest.importorskip("PIL.Image", reason="matplotlib (the report extra) brings Pillow")
+
+from tests.waiting import wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["schedule.max_steps=20", "schedule.num_train_epochs=null", "schedule.eval_steps=10", "schedule.save_steps=10",
@@ -35,6 +38,7 @@ def sweep(tmp_path_factory):
 def test_four_points_run_as_four_jobs(sweep):
     tmp, r = sweep
     assert "loracfg: 4 sweep points lint clean; launching 4" in r.stderr
+    assert "Launching 4 jobs locally" in r.stdout  # Hydra's launcher logs to stdout
     pointers = sorted((tmp / "sweep").glob("*/loracfg.json"))
     assert len(pointers) == 4
     runs = [json.loads(p.read_text()) for p in pointers]
@@ -59,12 +63,45 @@ def test_report_writes_the_table_and_a_real_plot(sweep):
     assert image.text["Description"] == "loracfg loss curves: 4 points"
 
 
+def _report(sweep_dir: Path) -> dict:
+    r = subprocess.run([sys.executable, "-m", "compiler.cli", "report", str(sweep_dir)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return json.loads((sweep_dir / "report.json").read_text())
+
+
+def test_report_says_which_points_are_running_and_which_were_interrupted(tmp_path):
+    live = tmp_path / "live"
+    cmd = [sys.executable, str(ROOT / "train.py"), "-m", "schedule.learning_rate=1e-4,2e-4",
+           f"output_dir={tmp_path / 'runs'}", f"hydra.sweep.dir={live}", "schedule.max_steps=2000",
+           "schedule.num_train_epochs=null", "schedule.eval_strategy=no", "schedule.save_steps=1000",
+           "data.num_samples=320", "data.max_seq_length=64"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def training() -> bool:  # the first point's run has started: its pointer and metrics.json exist
+            pointer = live / "0" / "loracfg.json"
+            info = json.loads(pointer.read_text()) if pointer.is_file() else {}
+            return bool(info.get("run_dir")) and (Path(info["run_dir"]) / "metrics.json").is_file()
+
+        wait_for(training, "the first point to start training", 300, proc)
+        points = _report(live)["points"]
+        assert [p["status"] for p in points] == ["running"], points
+        assert "| running |" in (live / "report.md").read_text()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=300)
+        assert proc.returncode == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+    [point] = _report(live)["points"]
+    assert point["status"] == "interrupted" and "stopped by SIGTERM" in point["error"], point
+
+
 def test_rerunning_a_finished_sweep_launches_nothing(sweep):
     tmp, _ = sweep
     r = train(tmp, "again", "sweep=lr")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "all 4 points of this sweep already finished; nothing to launch" in r.stderr
-    assert "Launching" not in r.stderr and not (tmp / "again").exists()
+    assert "Launching" not in r.stdout + r.stderr and not (tmp / "again").exists()
 
 
 def test_a_bad_point_launches_nothing_and_is_named(tmp_path):
@@ -94,7 +131,12 @@ def test_optuna_sweeper_minimizes_the_eval_loss_train_py_returns(tmp_path):
     import yaml
 
     result = yaml.safe_load((tmp_path / "optuna" / "optimization_results.yaml").read_text())
-    losses = [json.loads((Path(json.loads(p.read_text())["run_dir"]) / "metrics.json").read_text())["final_eval_loss"]
-              for p in (tmp_path / "optuna").glob("*/loracfg.json")]
-    assert len(losses) == 2 and result["best_value"] == pytest.approx(min(losses))
-    assert 5e-5 <= result["best_params"]["schedule.learning_rate"] <= 5e-4
+    trials = {}  # learning rate -> final eval loss, read from each trial's own run directory
+    for p in (tmp_path / "optuna").glob("*/loracfg.json"):
+        run = Path(json.loads(p.read_text())["run_dir"])
+        lr = json.loads((run / "config.json").read_text())["schedule"]["learning_rate"]
+        trials[lr] = json.loads((run / "metrics.json").read_text())["final_eval_loss"]
+    assert len(trials) == 2
+    best_lr = min(trials, key=trials.get)
+    assert result["best_value"] == pytest.approx(trials[best_lr])
+    assert result["best_params"]["schedule.learning_rate"] == pytest.approx(best_lr)

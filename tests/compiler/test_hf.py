@@ -48,7 +48,9 @@ def assert_objects_carry_the_config(compiled) -> None:
     else:
         assert ta.warmup_steps == sched["warmup_ratio"]
     resolved = plan["resolved"]
-    assert _value(ta.optim) == resolved["optim"] == (sched["optim"] if sched["optim"] != "auto" else resolved["optim"])
+    cuda, quantized = cfg["hardware"]["accelerator"] == "cuda", quant["load_in_4bit"] or quant["load_in_8bit"]
+    auto = "paged_adamw_8bit" if cuda and quantized else "adamw_torch_fused" if cuda else "adamw_torch"
+    assert _value(ta.optim) == resolved["optim"] == (auto if sched["optim"] == "auto" else sched["optim"])
     assert (ta.bf16, ta.fp16) == (resolved["precision"] == "bf16", resolved["precision"] == "fp16")
     lc = o.lora_config
     assert (lc.r, lc.lora_alpha, lc.lora_dropout) == (lora["r"], lora["lora_alpha"], lora["lora_dropout"])
@@ -235,3 +237,47 @@ def test_diff_shows_hugging_face_argument_names(tmp_path):
     assert lines["LoraConfig.r"].endswith("16 -> 64")
     assert lines["TrainingArguments.learning_rate"].endswith("0.0002 -> 0.0001")
     assert "LoraConfig.bias" not in lines
+
+
+def test_diff_of_two_plan_files(tmp_path):
+    from compiler import plan as plan_module
+
+    paths = []
+    for name, overrides in (("a", ["lora=r16"]), ("b", ["lora=r64", "schedule.learning_rate=1e-4"])):
+        compiled = compile_run([*overrides, f"output_dir={tmp_path / 'out'}"], CONF, build_objects=False)
+        assert compiled.ok
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(plan_module.dumps(compiled.plan))
+    r = subprocess.run([sys.executable, "-m", "compiler.cli", "diff", *map(str, paths)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[:2] == [f"--- {paths[0]}", f"+++ {paths[1]}"]
+    lines = {line.split()[0]: line for line in r.stdout.splitlines()[2:]}
+    assert lines["LoraConfig.r"].endswith("16 -> 64") and lines["LoraConfig.lora_alpha"].endswith("32 -> 128")
+    assert lines["TrainingArguments.learning_rate"].endswith("0.0002 -> 0.0001")
+    assert "TrainingArguments.seed" not in lines
+    (tmp_path / "broken.json").write_text("{")
+    r = subprocess.run([sys.executable, "-m", "compiler.cli", "diff", str(paths[0]), str(tmp_path / "broken.json")],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "is not a plan (invalid JSON" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_argument_the_installed_peft_lacks_is_H002_at_the_key_that_set_it():
+    """What a plan from a newer schema meets on an older peft: a LoraConfig argument peft does not have."""
+    from compiler import plan as plan_module
+    from compiler.compose import Composer
+    from compiler.lint import check_composition
+
+    with Composer(CONF) as composer:
+        comp, diags = check_composition(composer, [])
+        assert not [d for d in diags if d.severity.value == "error"]
+        plan = plan_module.build(comp)
+        plan["lora"]["LoraConfig"]["lora_dropout_schedule"] = "cosine"  # no peft has this argument
+        plan["sources"]["LoraConfig.lora_dropout_schedule"] = "lora.lora_dropout"
+        _, found = hf.specialize(plan, comp.locate)
+    [d] = found
+    peft_version = plan["compiled_for"]["peft"]
+    assert (d.code, d.key) == ("H002", "lora.lora_dropout")
+    assert d.message == (f"LoraConfig of peft {peft_version} has no argument 'lora_dropout_schedule'; "
+                         f"upgrade peft or remove the key")
+    assert d.location.file.endswith("conf/lora/r16.yaml") and d.location.line > 1

@@ -54,6 +54,32 @@ def test_warnings_alone_exit_0():
     assert r.returncode == 0 and "L007 [warning]" in r.stdout
 
 
+def test_exit_zero_reports_errors_and_exits_0():
+    r = loracfg("lint", "--exit-zero", "schedule.learning_rate=5e-3")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert " L001 [error] " in r.stdout and "1 error(s)" in r.stdout
+
+
+def test_a_composition_hydra_refuses_is_C007_at_the_defaults_list(tmp_path):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text(
+        "defaults:\n  - model: tiny-llama\n  - model: bert-base\n  - _self_\nseed: 1\noutput_dir: o\n")
+    r = loracfg("lint", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "conf/config.yaml:1:1: C007 [error] Hydra could not compose the config: Multiple values for model" \
+        in r.stdout, r.stdout
+
+
+def test_an_option_without_a_required_key_is_S004_naming_the_key(tmp_path):
+    (tmp_path / "conf" / "lora").mkdir(parents=True)
+    (tmp_path / "conf" / "lora" / "mine.yaml").write_text("lora_alpha: 32\nlora_dropout: 0.05\n")
+    r = loracfg("lint", "-o", "json", "lora=mine", cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    found = {(d["code"], d["file"], d["line"], d["fix"]) for d in json.loads(r.stdout)["diagnostics"]}
+    assert ("S004", "conf/lora/mine.yaml", 1, "+lora.r=VALUE") in found, found
+    assert {c for c, *_ in found} == {"S004"}
+
+
 def test_wrong_command_line_exits_2():
     assert loracfg("lint", "--no-such-flag").returncode == 2
     assert loracfg("rule", "X999").returncode == 2

@@ -19,7 +19,7 @@ from compiler.lint import lint_composition
 from compiler.rules import ALL_CODES, RULES
 
 FIXTURES = Path(__file__).parent / "fixtures"
-EXPECT = re.compile(r"#\s*expect:\s*(?P<code>[A-Z]\d+)\s+(?P<key>\S+)")
+EXPECT = re.compile(r"#\s*expect:\s*(?P<code>[A-Z]\d+)\s+(?P<key>\S+)(?:\s+(?P<severity>error|warning|info))?")
 SECTIONS = ("## What it does", "## Why is this bad?", "## Example", "## Use instead")
 
 
@@ -27,13 +27,27 @@ def _fixtures(kind: str) -> list[Path]:
     return sorted(FIXTURES.glob(f"*/*/{kind}-*.yaml"))
 
 
-def _compose_fixture(path: Path):
+def _compose_fixture(path: Path, *extra: str):
     code_dir = path.parents[1]
     text = path.read_text()
     with_ = re.search(r"^#\s*with:\s*(.*)$", text, re.M)
-    overrides = (with_.group(1).split() if with_ else []) + [f"{path.parent.name}={path.stem}"]
+    overrides = (with_.group(1).split() if with_ else []) + [f"{path.parent.name}={path.stem}", *extra]
     with Composer(code_dir) as composer:
         return lint_composition(composer, overrides), overrides
+
+
+def _expected_col(line: str, key: str) -> int:
+    """1-based column of the value a key's diagnostic must point at: the value after 'name:', or for
+    'name[i]' the i-th item of a flow list, read with the YAML parser."""
+    import yaml
+
+    value_col = line.index(":") + 3
+    item = re.search(r"\[(\d+)\]$", key)
+    if not item:
+        return value_col
+    node = yaml.compose(line.split("#", 1)[0])
+    [(_, seq)] = node.value
+    return seq.value[int(item.group(1))].start_mark.column + 1
 
 
 def test_codes_are_unique_and_well_formed():
@@ -79,9 +93,25 @@ def test_bad_fixture_is_reported_at_the_marked_line(path):
         d = hits[0]
         assert Path(d.location.file).resolve() == path.resolve(), shown
         assert d.location.line == line, shown
-        value_col = lines[line - 1].index(":") + 3
-        assert d.location.col == value_col or m["key"].endswith("]"), shown
-        assert d.message and d.severity == ALL_CODES[m["code"]].severity or m["code"] == "L005"
+        assert d.location.col == _expected_col(lines[line - 1], m["key"]), shown
+        expected = Severity(m["severity"]) if m["severity"] else ALL_CODES[m["code"]].severity
+        assert d.message and d.severity == expected, shown
+
+
+@pytest.mark.parametrize("path", _fixtures("bad"), ids=lambda p: f"{p.parents[1].name}/{p.stem}")
+def test_the_help_override_fixes_what_it_names(path):
+    """Each marked finding's ``help:`` line, applied as overrides, makes that finding go away."""
+    marks = [m for line in path.read_text().splitlines() if (m := EXPECT.search(line))]
+    diags, _ = _compose_fixture(path)
+    for m in marks:
+        [d] = [d for d in diags if d.code == m["code"] and d.key == m["key"]][:1]
+        if not d.fix:
+            assert not d.code.startswith("L"), f"rule {d.code} on {d.key} gives no help: override"
+            continue  # some composition errors (C006 broken interpolation) have no single override to offer
+        for fix in d.fix.split(";"):  # a rule may offer alternatives ('a=1 b=2; c=3')
+            fixed, overrides = _compose_fixture(path, *fix.split())
+            again = [(f.code, f.key, f.message) for f in fixed if f.code == m["code"] and f.key == m["key"]]
+            assert not again, f"help '{fix.strip()}' did not fix {m['code']} on {m['key']} ({overrides}): {again}"
 
 
 @pytest.mark.parametrize("path", _fixtures("good"), ids=lambda p: f"{p.parents[1].name}/{p.stem}")
