@@ -8,7 +8,7 @@ On a CUDA machine each case trains a few real steps through the real path (compi
 `python -m runner plan.json` in a fresh process) on a model built from its config with random
 weights (no download): a 0.5B, a 1.5B and a 7B-class shape (qwen2.5-0.5b, qwen2.5-1.5b,
 mistral-7b), each with LoRA on a 16-bit base and with QLoRA (nf4). The sequences are packed to
-exactly `data.max_seq_length` tokens so the estimate's sequence length is the real one, and the
+exactly `data.max_length` tokens so the estimate's sequence length is the real one, and the
 optimizer is plain AdamW (paged optimizers live in CUDA unified memory, which
 max_memory_allocated does not see). The comparison leaves the CUDA context out of the estimate,
 since max_memory_allocated leaves it out too. Target: every ratio within 0.90..1.10.
@@ -39,7 +39,7 @@ def case_overrides(shape: str, method: str, micro: int, seq: int, steps: int, ou
     return [
         f"model={shape}", "model.from_config=true", "model.tokenizer_name_or_path=byte-level",
         *METHODS[method], f"hardware={hardware}",
-        "data.packing=true", f"data.max_seq_length={seq}", "data.num_samples=2000", "data.test_size=0.0",
+        "data.packing=true", f"data.max_length={seq}", "data.num_samples=2000", "data.test_size=0.0",
         f"schedule.max_steps={steps}", "schedule.num_train_epochs=null", "schedule.warmup_ratio=0.0",
         "+schedule.warmup_steps=1", f"schedule.per_device_train_batch_size={micro}",
         "schedule.gradient_accumulation_steps=1", "schedule.optim=adamw_torch", "schedule.eval_strategy=no",

@@ -268,7 +268,7 @@ def estimate_memory(cfg: Mapping[str, Any], params: Parameters | None = None,
     sched, hw, data = cfg["schedule"], cfg["hardware"], cfg["data"]
     cuda = hw["accelerator"] == "cuda"
     micro = int(micro_batch or sched["per_device_train_batch_size"])
-    seq = int(data["max_seq_length"])
+    seq = int(data["max_length"])
     weights, notes = _weights(cfg, params)
     kbit = bool(cfg["quant"].get("load_in_4bit") or cfg["quant"].get("load_in_8bit"))
     # adapters are fp32 (peft's autocast_adapter_dtype); copies and biases keep their module's dtype,

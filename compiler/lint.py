@@ -79,12 +79,15 @@ class _Plan:
     by_dir: dict[Path, list[tuple[str, ...]]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     every_option: bool = False  # also each option file of the config dir, composed with the defaults
+    files: set[tuple[str, ...]] = field(default_factory=set)  # runs that lint an option file (not user overrides)
 
-    def add(self, config_dir: Path, overrides: Iterable[str]) -> None:
+    def add(self, config_dir: Path, overrides: Iterable[str], from_file: bool = False) -> None:
         runs = self.by_dir.setdefault(config_dir.resolve(), [])
         t = tuple(overrides)
         if t not in runs:
             runs.append(t)
+        if from_file:
+            self.files.add(t)
 
 
 def _file_target(path: Path, config_dir: Path | None) -> tuple[Path, str | None] | None:
@@ -120,7 +123,7 @@ def plan(args: Sequence[str], config_dir: Path | None) -> _Plan:
         if target is None:
             continue  # not a run config file (e.g. conf/hydra/launcher/*.yaml): nothing of ours to lint
         root, choice = target
-        p.add(root, [*overrides, choice] if choice else overrides)
+        p.add(root, [*overrides, choice] if choice else overrides, from_file=bool(choice) and not overrides)
     return p
 
 
@@ -152,14 +155,40 @@ def lint(args: Sequence[str] = (), config_dir: Path | None = None, settings: Set
                 comp, diags = composer.compose(overrides)
                 if not overrides and not diags:
                     default = comp
+                partner = _runnable_partner(composer, overrides, comp) if overrides in p.files and not diags else None
+                if partner:
+                    comp, diags = composer.compose([*overrides, partner])
                 raw.extend(_check(comp, diags)[1])
             if p.every_option:
                 chosen = default.choices if default else {}
                 options = [(g, o) for g in GROUPS for o in composer.options(g, own_only=True) if chosen.get(g) != o]
-                for _, comp, diags in composer.compose_each_option(options, default):
+                for choice, comp, diags in composer.compose_each_option(options, default):
                     result.compositions += 1
+                    partner = _runnable_partner(composer, choice, comp) if not diags else None
+                    if partner:
+                        comp, diags = composer.compose([*choice, partner])
                     raw.extend(_check(comp, diags)[1])
     return finalize(raw, settings, result)
+
+
+def _runnable_partner(composer: Composer, choice: tuple[str, ...], comp: Composition | None) -> str | None:
+    """An option file is linted with the defaults of the other groups, unless it cannot run with them at all:
+    a seq-cls model option and the default text data, a classification data option and the default causal LM.
+    Then it is linted with the first option of the other group it can run with (say 'data=tiny-sentiment')."""
+    from compiler.rules.data_format_mismatches_task import FORMATS_FOR_TASK, feeds
+
+    if comp is None or len(choice) != 1 or choice[0].split("=", 1)[0] not in ("model", "data"):
+        return None
+    task, fmt = comp.config["model"]["task"], comp.config["data"]["format"]
+    if task not in FORMATS_FOR_TASK or feeds(task, fmt):
+        return None
+    other = "data" if choice[0].startswith("model=") else "model"
+    for option in composer.options(other):
+        candidate, diags = composer.compose([*choice, f"{other}={option}"])
+        if candidate is not None and not diags and feeds(candidate.config["model"]["task"],
+                                                         candidate.config["data"]["format"]):
+            return f"{other}={option}"
+    return None
 
 
 def finalize(raw: Iterable[Diagnostic], settings: Settings, result: LintResult) -> LintResult:

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from compiler.compose import Composition
 from compiler.derived import derive
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: data.format names the row shape; max_length, dataset_text_field; defaults filled in
 
 AUTO_CLASSES = {
     "causal-lm": ("AutoModelForCausalLM", "CAUSAL_LM"),
@@ -96,6 +96,22 @@ class _Builder:
             if section.get(k) is not None:
                 target[k] = section[k]
                 self.sources[f"{cls}.{k}"] = f"{group}.{k}"
+
+
+# The data keys a conf/data option may leave out, with the value the runner then uses (the column names
+# of each format's usual files, loss on completions only). The plan carries them filled in.
+DATA_DEFAULTS: dict[str, Any] = {
+    "dataset_text_field": "text", "label_field": None, "prompt_field": "prompt", "completion_field": "completion",
+    "instruction_field": "instruction", "input_field": "input", "output_field": "output",
+    "messages_field": "messages", "role_field": "role", "content_field": "content", "role_map": {},
+    "chat_template": "auto", "train_on_inputs": False, "truncation_mode": "keep_start", "packing": False,
+    "on_bad_row": "error",
+}
+
+
+def data_spec(data: dict[str, Any]) -> dict[str, Any]:
+    """The data section with every optional key filled in."""
+    return {**DATA_DEFAULTS, **{k: v for k, v in data.items() if k != "defaults"}}
 
 
 def build(comp: Composition) -> dict[str, Any]:
@@ -203,7 +219,7 @@ def build(comp: Composition) -> dict[str, Any]:
         "quantization": {"BitsAndBytesConfig": bnb} if bnb is not None else None,
         "lora": {"LoraConfig": lora_kwargs},
         "training": {"TrainingArguments": training},
-        "data": data,
+        "data": data_spec(data),
         "resolved": {
             "precision": precision,
             "optim": optim,

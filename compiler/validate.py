@@ -97,8 +97,15 @@ def _diagnostics(error: ValidationError, comp: Composition) -> Iterable[Diagnost
 
     if kw in ("additionalProperties", "unevaluatedProperties"):
         known = sorted(error.schema.get("properties", {}))
+        renamed = error.schema.get("x-renamed", {})
         for name in sorted(set(error.instance) - set(known)):
             unknown = join(key, name)
+            if name in renamed:  # an old name, kept as a diagnostic for one release
+                new = join(key, renamed[name])
+                yield diag(codes.UNKNOWN_KEY,
+                           f"'{unknown}' was renamed to '{new}' (the name TRL's SFTConfig uses); rename the key",
+                           unknown, f"rename '{name}' to '{renamed[name]}'")
+                continue
             close = close_matches(name, known)
             hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
             listing = f" Known keys of '{shown}': {', '.join(known)}." if known else ""
@@ -119,6 +126,12 @@ def _diagnostics(error: ValidationError, comp: Composition) -> Iterable[Diagnost
     elif kw == "type":
         yield diag(codes.WRONG_TYPE, f"'{shown}' must be {expected(error.schema)}, got {value} "
                                      f"({type(error.instance).__name__})")
+    elif kw == "enum" and str(error.instance) in error.schema.get("x-old-values", {}):
+        now = error.schema["x-old-values"][str(error.instance)]
+        shapes = ", ".join(map(_json, error.schema["enum"]))
+        yield diag(codes.INVALID_VALUE, f"'{shown}' no longer takes {value}: it names the shape of the rows now "
+                                        f"({shapes}); the file type comes from the path. For what {value} meant, "
+                                        f"'{now}'", fix=f"{key}={now}")
     elif kw in ("enum", "const", "oneOf", "anyOf"):
         allowed = error.schema.get("enum") or []
         close = suggest(str(error.instance), [str(a) for a in allowed])

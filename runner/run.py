@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from compiler.files import write_json
-from runner import data as data_module
 from runner.errors import RunError
 
 PREEMPTION_SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR2", None)) if s)
@@ -40,6 +39,9 @@ def check_plan(plan: dict[str, Any]) -> None:
     v = plan.get("plan_version")
     if not isinstance(v, int) or "hash" not in plan:
         raise RunError("this file is not a loracfg plan (no plan_version/hash); write one with `loracfg compile`")
+    if v < PLAN_VERSION:
+        raise RunError(f"the plan was compiled by an older loracfg ({plan.get('loracfg_version')}, plan version {v}); "
+                       f"this loracfg reads plan version {PLAN_VERSION}: compile the config again", key="plan_version")
     if v > PLAN_VERSION:
         raise RunError(f"the plan was compiled by loracfg {plan.get('loracfg_version')} (plan version {v}); this "
                        f"loracfg reads plan version {PLAN_VERSION} and older. Upgrade loracfg where it runs, or "
@@ -110,6 +112,44 @@ def _tokenizer(plan: dict[str, Any]):
     return tok
 
 
+def _chat_template(tokenizer: Any, data: dict[str, Any]) -> str | None:
+    """The template chat rows were rendered with, set on the tokenizer so the adapter is saved with it."""
+    from runner.data import templates
+    from runner.data.formats import FORMATS
+
+    if not FORMATS[data["format"]].CHAT:
+        return None
+    name, source = templates.resolve(tokenizer, data["chat_template"])
+    tokenizer.chat_template = source
+    return name
+
+
+def _sample(model: Any, tokenizer: Any, data: dict[str, Any], rows: Any, max_new_tokens: int = 48) -> dict[str, str]:
+    """A greedy answer of the trained adapter to the first held-out conversation's first question."""
+    import torch
+
+    from runner.data import templates
+    from runner.data.formats import FORMATS
+    from runner.data.formats._base import BadRow
+
+    for row in rows:
+        try:
+            turns = FORMATS[data["format"]].convert(row, data).turns
+        except BadRow:
+            continue
+        first = next(i for i, (role, _) in enumerate(turns) if role == "assistant")
+        text = templates.prompt(tokenizer, templates.resolve(tokenizer, data["chat_template"]), turns[:first])
+        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(model.device)
+        model.eval()
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                                 do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                                 eos_token_id=tokenizer.eos_token_id)
+        answer = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        return {"prompt": turns[first - 1][1] if first else "", "answer": answer, "expected": turns[first][1]}
+    return {"prompt": "", "answer": "", "expected": ""}
+
+
 def _check_model_source(plan: dict[str, Any]) -> None:
     m = plan["model"]
     if m["from_config"]:
@@ -123,10 +163,10 @@ def _check_model_source(plan: dict[str, Any]) -> None:
 
 def _check_lengths(plan: dict[str, Any]) -> None:
     limit = plan["model"]["architecture"].get("max_position_embeddings")
-    want = plan["data"]["max_seq_length"]
+    want = plan["data"]["max_length"]
     if limit and want > limit:
-        raise RunError(f"data.max_seq_length is {want} but {plan['model']['name_or_path']} supports at most {limit} "
-                       f"positions; set data.max_seq_length={limit} or less", key="data.max_seq_length")
+        raise RunError(f"data.max_length is {want} but {plan['model']['name_or_path']} supports at most {limit} "
+                       f"positions; set data.max_length={limit} or less", key="data.max_length")
 
 
 def _from_config(plan: dict[str, Any], tokenizer: Any):
@@ -198,11 +238,12 @@ def _callbacks(state: dict[str, Any]):
     return [Recorder()]
 
 
-def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, Any]:
+def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str, Any]:
     """Train the plan to completion (resuming if it ran before); returns its metrics.
 
     ``objects``: the plan's Hugging Face objects where the caller built them already (train.py)."""
     t_start = time.time()
+    out = out or sys.stdout  # looked up per call: a stream captured at import time may be closed by now
     check_plan(plan)
     run_dir = run_dir_of(plan)
     metrics_path = run_dir / METRICS
@@ -213,7 +254,10 @@ def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, 
         return previous
 
     import torch
-    from transformers import DataCollatorForLanguageModeling, DataCollatorWithPadding, Trainer
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, Trainer
+
+    from runner.data.prepare import IGNORE, check_bad_rows, prepare, split
+    from runner.data.read import read_rows
 
     from compiler import hf
 
@@ -223,11 +267,19 @@ def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, 
     threads = cpu_threads()
     torch.set_num_threads(threads)
     seed, task = plan["config"]["seed"], plan["model"]["task"]
-    rows = data_module.read_rows(plan["data"], seed)
-    data_module.check_fields(rows, plan["data"], plan["data"]["path"])
+    data = plan["data"]
+    rows = read_rows(data, seed)
     _check_lengths(plan)
     _check_model_source(plan)
     tokenizer = _tokenizer(plan)
+    train_rows, eval_rows = split(rows, data["test_size"], seed)
+    train = prepare(train_rows, tokenizer, data, task, packing=data["packing"])
+    evaluation = prepare(eval_rows, tokenizer, data, task, packing=data["packing"]) if eval_rows is not None else None
+    check_bad_rows(data, train, evaluation)
+    if not len(train.dataset):
+        raise RunError(f"no training example is left from data.path '{data['path']}' ({train.stats}); raise "
+                       f"data.max_length or check the rows", key="data.max_length")
+    template = _chat_template(tokenizer, data)
     objects = objects or hf.to_hf(plan)
     if objects.diagnostics:
         raise RunError("; ".join(d.message for d in objects.diagnostics))
@@ -256,10 +308,10 @@ def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, 
     print(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}",
           file=out)
 
-    train_rows, eval_rows = data_module.split(rows, plan["data"]["test_size"], seed)
-    train_ds = data_module.tokenize(train_rows, tokenizer, plan["data"], task)
-    eval_ds = data_module.tokenize(eval_rows, tokenizer, plan["data"], task) if eval_rows else None
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm=False) if task == "causal-lm" \
+    train_ds = train.dataset
+    eval_ds = evaluation.dataset if evaluation is not None and len(evaluation.dataset) else None
+    # explicit labels: -100 on what is not learned, and the EOS learned even where pad is EOS
+    collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE) if task == "causal-lm" \
         else DataCollatorWithPadding(tokenizer)
     state: dict[str, Any] = {}
     trainer = Trainer(model=model, args=objects.training_arguments, train_dataset=train_ds, eval_dataset=eval_ds,
@@ -270,7 +322,9 @@ def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, 
     resume = last_complete_checkpoint(run_dir)
     metrics: dict[str, Any] = {"plan_hash": plan["hash"], "run_dir": str(run_dir), "finished": False,
                                "trainable_params": trainable, "total_params": total, "resumed_from": [],
-                               "quantized_linear_modules": quantized, "cpu_threads": threads}
+                               "quantized_linear_modules": quantized, "cpu_threads": threads,
+                               "data": {"train": train.stats, "eval": evaluation.stats if evaluation else None,
+                                        "chat_template": template}}
     if previous.get("plan_hash") == plan["hash"]:
         metrics.update({k: v for k, v in previous.items() if k.startswith("initial_") or k == "resumed_from"})
     if "initial_eval_loss" not in metrics and eval_ds is not None and resume is None:
@@ -311,8 +365,12 @@ def run(plan: dict[str, Any], out=sys.stdout, objects: Any = None) -> dict[str, 
 
     if eval_ds is not None:
         metrics.update(_prefixed("final_", trainer.evaluate()))
+    if template is not None:
+        metrics["sample"] = _sample(trainer.model, tokenizer, data, eval_rows if eval_rows is not None else train_rows)
+        print(f"sample (greedy, from the trained adapter):\n  prompt: {metrics['sample']['prompt']!r}\n"
+              f"  answer: {metrics['sample']['answer']!r}", file=out)
     epochs_done = step / max(1, plan["resolved"]["steps_per_epoch"])
-    seen_tokens = data_module.count_tokens(train_ds) * epochs_done
+    seen_tokens = train.stats["tokens"] * epochs_done
     memory, memory_kind = _peak_memory()
     metrics.update({
         "finished": True,

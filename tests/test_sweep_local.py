@@ -17,7 +17,7 @@ from tests.waiting import wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["schedule.max_steps=20", "schedule.num_train_epochs=null", "schedule.eval_steps=10", "schedule.save_steps=10",
-         "data.num_samples=320", "data.max_seq_length=64"]
+         "data.num_samples=320", "data.max_length=64"]
 pytestmark = pytest.mark.slow
 
 
@@ -75,7 +75,7 @@ def test_report_says_which_points_are_running_and_which_were_interrupted(tmp_pat
     cmd = [sys.executable, str(ROOT / "train.py"), "-m", "schedule.learning_rate=1e-4,2e-4",
            f"output_dir={tmp_path / 'runs'}", f"hydra.sweep.dir={live}", "schedule.max_steps=2000",
            "schedule.num_train_epochs=null", "schedule.eval_strategy=no", "schedule.save_steps=1000",
-           "data.num_samples=320", "data.max_seq_length=64"]
+           "data.num_samples=320", "data.max_length=64"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         def training() -> bool:  # the first point's run has started: its pointer and metrics.json exist

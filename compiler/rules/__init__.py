@@ -14,6 +14,7 @@ from compiler.codes import CHECKS, Code
 from compiler.rules import (
     bf16_without_hardware_support,
     bitsandbytes_without_cuda,
+    data_format_mismatches_task,
     deprecated_argument,
     effective_batch_size_out_of_range,
     fp16_and_bf16,
@@ -23,9 +24,10 @@ from compiler.rules import (
     lora_dropout_too_high,
     lora_rank_too_high,
     lora_scaling_out_of_range,
-    max_seq_length_exceeds_model,
+    max_length_exceeds_model,
     max_steps_overrides_epochs,
     memory_exceeds_device,
+    packing_unsupported_for_format,
     paged_optimizer_without_cuda,
     target_module_not_in_model,
     trust_remote_code,
@@ -51,8 +53,10 @@ _MODULES: tuple[ModuleType, ...] = (
     lora_dropout_too_high,
     lora_rank_too_high,
     deprecated_argument,
-    max_seq_length_exceeds_model,
+    max_length_exceeds_model,
     memory_exceeds_device,
+    data_format_mismatches_task,
+    packing_unsupported_for_format,
 )
 
 

@@ -84,7 +84,7 @@ def test_memory_moves_the_way_each_knob_says():
                                                       "bnb_4bit_compute_dtype": "bfloat16",
                                                       "bnb_4bit_use_double_quant": True}))
     gc = estimate_memory(with_changes(cfg, schedule={"gradient_checkpointing": True}))
-    longer = estimate_memory(with_changes(cfg, data={"max_seq_length": 1024}))
+    longer = estimate_memory(with_changes(cfg, data={"max_length": 1024}))
     eager = estimate_memory(with_changes(cfg, model={"attn_implementation": "eager"}))
     assert nf4_dq.breakdown["base_weights"] < nf4.breakdown["base_weights"] < base.breakdown["base_weights"] / 2
     assert gc.breakdown["activations"] < base.breakdown["activations"] / 4

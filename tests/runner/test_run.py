@@ -27,7 +27,7 @@ CONF = ROOT / "conf"
 SHORT = ["schedule.max_steps=120", "schedule.num_train_epochs=null", "schedule.save_steps=10",
          "schedule.eval_strategy=no", "schedule.logging_steps=5", "schedule.per_device_train_batch_size=4",
          "schedule.gradient_accumulation_steps=2", "schedule.save_total_limit=null", "data.num_samples=400",
-         "data.max_seq_length=64"]
+         "data.max_length=64"]
 
 
 def compile_plan(tmp_path: Path, *overrides: str) -> tuple[Path, dict]:
@@ -193,22 +193,29 @@ def test_missing_model_directory(tmp_path, capsys):
 
 
 def test_missing_dataset_file(tmp_path, capsys):
-    path, plan = compile_plan(tmp_path, f"data.path={tmp_path / 'train.jsonl'}", "data.format=jsonl")
+    path, plan = compile_plan(tmp_path, f"data.path={tmp_path / 'train.jsonl'}")
     _fails_cleanly(path, plan, capsys, "data.path", "does not exist")
 
 
 def test_dataset_without_the_text_field(tmp_path, capsys):
     f = tmp_path / "train.jsonl"
     f.write_text("".join(json.dumps({"content": f"row {i}"}) + "\n" for i in range(50)))
-    path, plan = compile_plan(tmp_path, f"data.path={f}", "data.format=jsonl", "data.num_samples=50")
-    _fails_cleanly(path, plan, capsys, "data.text_field is 'text'", "['content']")
+    path, plan = compile_plan(tmp_path, f"data.path={f}", "data.num_samples=50")
+    _fails_cleanly(path, plan, capsys, f"{f}:", "no 'text' column (data.dataset_text_field)", "['content']")
 
 
 def test_sequence_length_above_the_model_maximum(tmp_path, capsys):
     path, plan = compile_plan(tmp_path)
-    plan["data"]["max_seq_length"] = 4096  # a hand-edited plan: lint (L018) stops this in a config
+    plan["data"]["max_length"] = 4096  # a hand-edited plan: lint (L018) stops this in a config
     path.write_text(json.dumps(plan))
-    _fails_cleanly(path, plan, capsys, "data.max_seq_length is 4096", "at most 512")
+    _fails_cleanly(path, plan, capsys, "data.max_length is 4096", "at most 512")
+
+
+def test_plan_from_an_older_loracfg(tmp_path, capsys):
+    path, plan = compile_plan(tmp_path)
+    plan["plan_version"] = 1  # before data.format named the row shape
+    path.write_text(json.dumps(plan))
+    _fails_cleanly(path, plan, capsys, "older loracfg", "compile the config again")
 
 
 def test_plan_from_a_newer_loracfg(tmp_path, capsys):

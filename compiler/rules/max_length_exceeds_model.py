@@ -1,6 +1,6 @@
 """
 ## What it does
-Reports `data.max_seq_length` above the model's `max_position_embeddings`.
+Reports `data.max_length` above the model's `max_position_embeddings`.
 
 ## Why is this bad?
 Positions past the model's table do not exist: learned position embeddings (BERT) raise an
@@ -10,12 +10,12 @@ those lengths, so the loss on long examples is meaningless. Either way it shows 
 ## Example
 ```yaml
 # model: bert-base (512 positions)
-max_seq_length: 1024
+max_length: 1024
 ```
 
 ## Use instead
 ```yaml
-max_seq_length: 512
+max_length: 512
 ```
 """
 
@@ -23,13 +23,13 @@ from compiler.diagnostics import Severity
 from compiler.rules._base import Finding, LintContext
 
 CODE = "L018"
-NAME = "max-seq-length-exceeds-model"
+NAME = "max-length-exceeds-model"
 SEVERITY = Severity.ERROR
 
 
 def check(ctx: LintContext):
-    want, limit = ctx.get("data.max_seq_length"), ctx.get("model.config.max_position_embeddings")
+    want, limit = ctx.get("data.max_length"), ctx.get("model.config.max_position_embeddings")
     if want > limit:
-        yield Finding("data.max_seq_length",
-                      f"max_seq_length {want} is above the {limit} positions of {ctx.get('model.name_or_path')}",
-                      f"data.max_seq_length={limit}")
+        yield Finding("data.max_length",
+                      f"max_length {want} is above the {limit} positions of {ctx.get('model.name_or_path')}",
+                      f"data.max_length={limit}")

@@ -1,0 +1,135 @@
+"""Rows -> training examples: each format's adapter, then one render-tokenize-mask path for every format.
+
+Causal LM examples carry explicit ``labels`` (-100 where nothing is learned), so the end-of-sequence token
+is learned even when the tokenizer's pad token is the EOS token (a collator that masks pad ids would
+mask it: TRL #1623). A row whose learned tokens ``max_length`` cuts off entirely is dropped and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.data import templates
+from runner.data.formats import FORMATS
+from runner.data.formats._base import BadRow
+from runner.data.read import row_location
+from runner.errors import RunError
+
+IGNORE = -100
+
+
+@dataclass
+class Prepared:
+    dataset: Any  # datasets.Dataset with input_ids, attention_mask, labels
+    stats: dict[str, Any] = field(default_factory=dict)
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (row index in the file, what is wrong)
+
+
+def split(rows: Any, test_size: float, seed: int) -> tuple[Any, Any]:
+    """Train and eval rows (``datasets.Dataset.train_test_split`` with the run's seed); eval is None without a split."""
+    rows = rows.add_column("_row", list(range(len(rows))))
+    if not test_size:
+        return rows, None
+    parts = rows.train_test_split(test_size=test_size, seed=seed)
+    return parts["train"], parts["test"]
+
+
+def _truncate(ids: list[int], labels: list[int], max_length: int, mode: str) -> tuple[list[int], list[int]]:
+    if len(ids) <= max_length:
+        return ids, labels
+    if mode == "keep_end":
+        return ids[-max_length:], labels[-max_length:]
+    return ids[:max_length], labels[:max_length]
+
+
+class Encoder:
+    """Turns one row into input_ids / labels with the run's tokenizer, template and data keys."""
+
+    def __init__(self, tokenizer: Any, data: dict[str, Any], task: str):
+        self.tokenizer, self.data, self.task = tokenizer, data, task
+        self.format = FORMATS[data["format"]]
+        self.template = templates.resolve(tokenizer, data["chat_template"]) if self.format.CHAT else None
+        self.eos = tokenizer.eos_token_id
+        probe = tokenizer("a")["input_ids"]
+        self.bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None and probe[:1] == [
+            tokenizer.bos_token_id] else []
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        out = {"input_ids": [], "attention_mask": [], "labels": [], "_bad": "", "_dropped": False}
+        if self.task == "seq-cls":
+            out["labels"] = 0  # one class per row (a scalar, as the model and the accuracy metric take it)
+        try:
+            example = self.format.convert(row, self.data)
+        except BadRow as e:
+            out["_bad"] = str(e)
+            return out
+        max_length, mode = int(self.data["max_length"]), self.data["truncation_mode"]
+        if self.task == "seq-cls":
+            enc = self.tokenizer(example.text, truncation=True, max_length=max_length)
+            out.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=example.label)
+            return out
+        if example.text is not None:  # text: learned whole, with the tokenizer's own special tokens
+            ids = self.tokenizer(example.text)["input_ids"]
+            if self.eos is not None and ids[-1:] != [self.eos]:
+                ids = ids + [self.eos]
+            labels = list(ids)
+        else:
+            try:
+                pieces = templates.segments(self.tokenizer, self.template, example.turns, self.data["train_on_inputs"])
+            except templates.TemplateError as e:
+                raise RunError(str(e), key="data.chat_template") from e
+            ids, labels = list(self.bos), [IGNORE] * len(self.bos)
+            for text, learned in pieces:
+                piece = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                ids += piece
+                labels += piece if learned else [IGNORE] * len(piece)
+            if self.eos is not None and self.eos not in ids[-2:]:
+                ids.append(self.eos)  # the EOS ends the completion and is learned: a model never shown it never stops
+                labels.append(self.eos)
+        ids, labels = _truncate(ids, labels, max_length, mode)
+        out.update(input_ids=ids, attention_mask=[1] * len(ids), labels=labels,
+                   _dropped=all(x == IGNORE for x in labels))
+        return out
+
+
+def prepare(rows: Any, tokenizer: Any, data: dict[str, Any], task: str, packing: bool = False) -> Prepared:
+    """Encode every row; bad rows are left out and listed (``check_bad_rows`` stops the run on them)."""
+    encoder = Encoder(tokenizer, data, task)
+    extra = [c for c in rows.column_names if c != "_row"]
+    encoded = rows.map(encoder, remove_columns=extra, desc=None)
+    bad = encoded.filter(lambda r: bool(r["_bad"]))
+    kept = encoded.filter(lambda r: not r["_bad"] and not r["_dropped"])
+    stats = {"rows": len(rows), "bad_rows_skipped": len(bad),
+             "dropped_no_learned_tokens": len(encoded) - len(bad) - len(kept)}
+    kept = kept.remove_columns(["_bad", "_dropped", "_row"])
+    if packing and task == "causal-lm":
+        kept = pack(kept, int(data["max_length"]))
+    tokens = sum(len(x) for x in kept["input_ids"])
+    learned = tokens if task == "seq-cls" else sum(sum(1 for t in x if t != IGNORE) for x in kept["labels"])
+    stats.update(examples=len(kept), tokens=tokens, learned_tokens=learned)
+    return Prepared(kept, stats, [(r["_row"], r["_bad"]) for r in bad.select_columns(["_row", "_bad"])])
+
+
+def check_bad_rows(data: dict[str, Any], *parts: Prepared | None) -> None:
+    """With on_bad_row: error, stop at the first bad row in file order, with its file:line."""
+    bad = sorted(b for p in parts if p is not None for b in p.bad)
+    if bad and data["on_bad_row"] == "error":
+        row, message = bad[0]
+        more = f" ({len(bad) - 1} more bad rows; data.on_bad_row=skip drops and counts them)" if len(bad) > 1 else ""
+        raise RunError(f"{row_location(data, row)}: {message}{more}", key="data.path")
+
+
+def pack(ds: Any, max_length: int) -> Any:
+    """Concatenate text examples into blocks of exactly max_length tokens (the tail that does not fill one is left)."""
+    from datasets import Dataset
+
+    stream: list[int] = []
+    labels: list[int] = []
+    for ids, lab in zip(ds["input_ids"], ds["labels"]):
+        stream.extend(ids)
+        labels.extend(lab)
+    blocks = range(0, len(stream) - max_length + 1, max_length)
+    return Dataset.from_dict({"input_ids": [stream[i:i + max_length] for i in blocks],
+                              "attention_mask": [[1] * max_length for _ in blocks],
+                              "labels": [labels[i:i + max_length] for i in blocks]})
