@@ -65,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     est.add_argument("--config-dir", type=Path, default=None)
     est.add_argument("-o", "--output-format", choices=("text", "json"), default="text")
 
+    dat = sub.add_parser("data", help="what the run's data becomes: rows, lengths, truncation, masking, an example",
+                         description="Read and prepare one composition's data with its tokenizer exactly as the "
+                                     "runner does, before any GPU time, and print the statistics and one rendered "
+                                     "example with its learned part marked. Needs the train extra (a tokenizer).")
+    dat.add_argument("overrides", nargs="*", metavar="OVERRIDE")
+    dat.add_argument("--config-dir", type=Path, default=None)
+    dat.add_argument("-o", "--output-format", choices=("text", "json"), default="text")
+
     rule = sub.add_parser("rule", help="explain a rule code (or --all)")
     rule.add_argument("code", nargs="?", help="a code such as L003, or a rule name")
     rule.add_argument("--all", action="store_true", help="every rule and check")
@@ -186,13 +194,20 @@ def _diff_side(arg: str, config_dir: Path | None) -> tuple[dict | None, str]:
     return result.plan, arg or "(defaults)"
 
 
-def _diff(ns: argparse.Namespace) -> int:
+def _train_extra_missing(command: str) -> bool:
+    """True (and says which extra to install) where the command needs the train extra and it is not there."""
     from compiler import hf
 
     try:
-        hf.require_train_extra("diff")
+        hf.require_train_extra(command)
     except hf.MissingExtra as e:
         print(f"loracfg: {e}", file=sys.stderr)
+        return True
+    return False
+
+
+def _diff(ns: argparse.Namespace) -> int:
+    if _train_extra_missing("diff"):
         return 1
     (a, name_a), (b, name_b) = _diff_side(ns.a, ns.config_dir), _diff_side(ns.b, ns.config_dir)
     if a is None or b is None:
@@ -239,6 +254,28 @@ def _estimate(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _data(ns: argparse.Namespace) -> int:
+    from compiler.pipeline import compile_run
+
+    if _train_extra_missing("data"):
+        return 1
+    result = compile_run(ns.overrides, ns.config_dir, load_settings(), build_objects=False)
+    if not result.ok:
+        print(report.render(result.lint, "text"), file=sys.stderr)
+        print("loracfg data: the composition has errors; fix them first.", file=sys.stderr)
+        return 1
+    from runner.data.inspect import inspect, render
+    from runner.errors import RunError
+
+    try:
+        info = inspect(result.plan)
+    except RunError as e:
+        print(f"loracfg data: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(info, indent=2) if ns.output_format == "json" else render(info, color=sys.stdout.isatty()))
+    return 0
+
+
 def _report(ns: argparse.Namespace) -> int:
     from compiler import sweep_report
 
@@ -266,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(ns)
     if ns.command == "estimate":
         return _estimate(ns)
+    if ns.command == "data":
+        return _data(ns)
     if ns.command == "run":
         from runner.__main__ import main as run_main
 

@@ -7,6 +7,7 @@ mask it: TRL #1623). A row whose learned tokens ``max_length`` cuts off entirely
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ class Prepared:
     dataset: Any  # datasets.Dataset with input_ids, attention_mask, labels
     stats: dict[str, Any] = field(default_factory=dict)
     bad: list[tuple[int, str]] = field(default_factory=list)  # (row index in the file, what is wrong)
+    lengths: list[int] = field(default_factory=list)  # of the kept examples, after truncation, before packing
 
 
 def split(rows: Any, test_size: float, seed: int) -> tuple[Any, Any]:
@@ -56,7 +58,7 @@ class Encoder:
             tokenizer.bos_token_id] else []
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        out = {"input_ids": [], "attention_mask": [], "labels": [], "_bad": "", "_dropped": False}
+        out = {"input_ids": [], "attention_mask": [], "labels": [], "_bad": "", "_dropped": False, "_length": 0}
         if self.task == "seq-cls":
             out["labels"] = 0  # one class per row (a scalar, as the model and the accuracy metric take it)
         try:
@@ -67,7 +69,9 @@ class Encoder:
         max_length, mode = int(self.data["max_length"]), self.data["truncation_mode"]
         if self.task == "seq-cls":
             enc = self.tokenizer(example.text, truncation=True, max_length=max_length)
-            out.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=example.label)
+            full = len(self.tokenizer(example.text)["input_ids"]) if len(enc["input_ids"]) >= max_length else 0
+            out.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=example.label,
+                       _length=max(full, len(enc["input_ids"])))
             return out
         if example.text is not None:  # text: learned whole, with the tokenizer's own special tokens
             ids = self.tokenizer(example.text)["input_ids"]
@@ -87,8 +91,9 @@ class Encoder:
             if self.eos is not None and self.eos not in ids[-2:]:
                 ids.append(self.eos)  # the EOS ends the completion and is learned: a model never shown it never stops
                 labels.append(self.eos)
+        length = len(ids)
         ids, labels = _truncate(ids, labels, max_length, mode)
-        out.update(input_ids=ids, attention_mask=[1] * len(ids), labels=labels,
+        out.update(input_ids=ids, attention_mask=[1] * len(ids), labels=labels, _length=length,
                    _dropped=all(x == IGNORE for x in labels))
         return out
 
@@ -100,15 +105,35 @@ def prepare(rows: Any, tokenizer: Any, data: dict[str, Any], task: str, packing:
     encoded = rows.map(encoder, remove_columns=extra, desc=None)
     bad = encoded.filter(lambda r: bool(r["_bad"]))
     kept = encoded.filter(lambda r: not r["_bad"] and not r["_dropped"])
+    lengths = sorted(n for n, why in zip(encoded["_length"], encoded["_bad"]) if not why)  # before truncation
     stats = {"rows": len(rows), "bad_rows_skipped": len(bad),
-             "dropped_no_learned_tokens": len(encoded) - len(bad) - len(kept)}
-    kept = kept.remove_columns(["_bad", "_dropped", "_row"])
+             "dropped_no_learned_tokens": len(encoded) - len(bad) - len(kept),
+             "truncated": sum(n > int(data["max_length"]) for n in lengths),
+             "length_p50": percentile(lengths, 50), "length_p95": percentile(lengths, 95),
+             "length_max": lengths[-1] if lengths else 0}
+    kept = kept.remove_columns(["_bad", "_dropped", "_row", "_length"])
+    unpacked = [len(x) for x in kept["input_ids"]]
     if packing and task == "causal-lm":
         kept = pack(kept, int(data["max_length"]))
     tokens = sum(len(x) for x in kept["input_ids"])
     learned = tokens if task == "seq-cls" else sum(sum(1 for t in x if t != IGNORE) for x in kept["labels"])
     stats.update(examples=len(kept), tokens=tokens, learned_tokens=learned)
-    return Prepared(kept, stats, [(r["_row"], r["_bad"]) for r in bad.select_columns(["_row", "_bad"])])
+    return Prepared(kept, stats, [(r["_row"], r["_bad"]) for r in bad.select_columns(["_row", "_bad"])], unpacked)
+
+
+def percentile(ordered: list[int], q: float) -> int:
+    """The nearest-rank percentile of an ascending list (0 for an empty one)."""
+    if not ordered:
+        return 0
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def padding_fraction(lengths: list[int], batch_size: int) -> float:
+    """Share of the batches' tokens that is padding, batching the examples in order, each batch padded to its
+    longest (what the Trainer's collator does with shuffling off)."""
+    padded = sum(max(lengths[i:i + batch_size]) * len(lengths[i:i + batch_size])
+                 for i in range(0, len(lengths), batch_size))
+    return round(1 - sum(lengths) / padded, 4) if padded else 0.0
 
 
 def check_bad_rows(data: dict[str, Any], *parts: Prepared | None) -> None:

@@ -1,0 +1,86 @@
+"""``loracfg data``: what a run's data becomes, before any GPU time: rows, split, lengths before truncation,
+what max_length truncates and drops, the learned-token fraction, padding with and without packing, and one
+rendered example with its learned part marked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.data.prepare import IGNORE, check_bad_rows, pack, padding_fraction, prepare, split
+from runner.data.read import read_rows
+
+GREEN, RESET = "\033[32;1m", "\033[0m"
+
+
+def inspect(plan: dict[str, Any]) -> dict[str, Any]:
+    """The statistics of a plan's data, prepared with the run's tokenizer exactly as the runner prepares it."""
+    from runner.run import _chat_template, _tokenizer
+
+    data, seed, task = plan["data"], plan["config"]["seed"], plan["model"]["task"]
+    tokenizer = _tokenizer(plan)
+    template = _chat_template(tokenizer, data)
+    rows = read_rows(data, seed)
+    train_rows, eval_rows = split(rows, data["test_size"], seed)
+    train = prepare(train_rows, tokenizer, data, task)
+    evaluation = prepare(eval_rows, tokenizer, data, task) if eval_rows is not None else None
+    check_bad_rows(data, train, evaluation)
+    batch = int(plan["training"]["TrainingArguments"]["per_device_train_batch_size"])
+    max_length = int(data["max_length"])
+    packing: dict[str, Any] | None = None
+    if task == "causal-lm" and data["format"] == "text":
+        blocks = pack(train.dataset, max_length) if len(train.dataset) else None
+        packed = len(blocks) * max_length if blocks is not None else 0
+        packing = {"on": bool(data["packing"]), "blocks": len(blocks) if blocks is not None else 0,
+                   "tokens_kept": packed, "tokens_left_at_the_tail": train.stats["tokens"] - packed,
+                   "padding_fraction": 0.0}
+    learned = train.stats["learned_tokens"] / train.stats["tokens"] if train.stats["tokens"] else 0.0
+    return {
+        "path": data["path"], "format": data["format"], "task": task, "chat_template": template,
+        "tokenizer": plan["model"]["tokenizer"], "max_length": max_length,
+        "truncation_mode": data["truncation_mode"],
+        "rows": len(rows), "train_rows": len(train_rows), "eval_rows": len(eval_rows) if eval_rows is not None else 0,
+        "train": train.stats, "eval": evaluation.stats if evaluation is not None else None,
+        "learned_token_fraction": round(learned, 4),
+        "padding_fraction": padding_fraction(train.lengths, batch), "per_device_train_batch_size": batch,
+        "packing": packing,
+        "example": _spans(tokenizer, train.dataset[0], task) if len(train.dataset) else [],
+    }
+
+
+def _spans(tokenizer: Any, example: dict[str, Any], task: str) -> list[dict[str, Any]]:
+    """The first training example as consecutive decoded pieces, each learned or not."""
+    ids = example["input_ids"]
+    flags = [True] * len(ids) if task == "seq-cls" else [lab != IGNORE for lab in example["labels"]]
+    spans: list[dict[str, Any]] = []
+    start = 0
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or flags[i] != flags[start]:
+            spans.append({"text": tokenizer.decode(ids[start:i]), "learned": flags[start]})
+            start = i
+    return spans
+
+
+def render(info: dict[str, Any], color: bool = False) -> str:
+    t = info["train"]
+    lines = [
+        f"data        {info['path']} ({info['format']} rows for a {info['task']} model), tokenizer {info['tokenizer']}"
+        + (f", chat template {info['chat_template']}" if info["chat_template"] else ""),
+        f"rows        {info['rows']} read: {info['train_rows']} train, {info['eval_rows']} eval",
+        f"lengths     tokens per train example before truncation: p50 {t['length_p50']}, p95 {t['length_p95']}, "
+        f"max {t['length_max']}",
+        f"max_length  {info['max_length']} ({info['truncation_mode']}): truncates {t['truncated']} example(s), drops "
+        f"{t['dropped_no_learned_tokens']} left with nothing to learn; {t['bad_rows_skipped']} bad row(s) skipped",
+        f"learned     {t['learned_tokens']:,} of {t['tokens']:,} train tokens "
+        f"({100 * info['learned_token_fraction']:.1f}%)",
+        f"padding     {100 * info['padding_fraction']:.1f}% of each batch of {info['per_device_train_batch_size']} "
+        f"without packing",
+    ]
+    p = info["packing"]
+    if p is not None:
+        lines.append(f"packing     {'on' if p['on'] else 'off'}; packed, {p['blocks']} block(s) of "
+                     f"{info['max_length']} tokens, 0% padding, {p['tokens_left_at_the_tail']} token(s) left at the tail")
+    legend = "learned part highlighted" if color else "learned part between « »"
+    shown = "".join((f"{GREEN}{s['text']}{RESET}" if color else f"«{s['text']}»") if s["learned"] else s["text"]
+                    for s in info["example"])
+    lines += ["", f"first train example ({legend}):", shown]
+    return "\n".join(lines)
