@@ -78,7 +78,8 @@ def render(info: dict[str, Any], color: bool = False) -> str:
     p = info["packing"]
     if p is not None:
         lines.append(f"packing     {'on' if p['on'] else 'off'}; packed, {p['blocks']} block(s) of "
-                     f"{info['max_length']} tokens, 0% padding, {p['tokens_left_at_the_tail']} token(s) left at the tail")
+                     f"{info['max_length']} tokens, 0% padding, {p['tokens_left_at_the_tail']} token(s) left at "
+                     f"the tail")
     legend = "learned part highlighted" if color else "learned part between « »"
     shown = "".join((f"{GREEN}{s['text']}{RESET}" if color else f"«{s['text']}»") if s["learned"] else s["text"]
                     for s in info["example"])
