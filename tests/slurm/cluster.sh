@@ -45,7 +45,9 @@ SlurmctldHost=localhost(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$dir/munge/munge.socket
+# cred_expire: how long a revoked job credential blocks a requeued job from starting again (SLURM holds the job
+# that long; default 120 s). 5 s lets a requeued test job restart by itself, without racing the revocation.
+AuthInfo=socket=$dir/munge/munge.socket,cred_expire=5
 CredType=cred/munge
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
