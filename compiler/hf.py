@@ -282,7 +282,8 @@ def build_tokenizer():
     if TOKENIZER == "byte-level":
         from transformers import ByT5Tokenizer
         return ByT5Tokenizer()
-    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER, trust_remote_code=FROM_PRETRAINED.get("trust_remote_code", False))
+    remote = FROM_PRETRAINED.get("trust_remote_code", False)
+    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER, trust_remote_code=remote)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -334,5 +335,6 @@ def emit_python(plan: dict[str, Any]) -> str:
         lora=_literal(plan["lora"]["LoraConfig"]), bnb=_literal(quant),
         from_pretrained=_literal(plan["model"]["from_pretrained"]), name_or_path=plan["model"]["name_or_path"],
         from_config=plan["model"]["from_config"], architecture=_literal(plan["model"]["architecture"]),
-        tokenizer=plan["model"]["tokenizer"], seed=plan["config"]["seed"], tokenizer_argument=plan["trainer"]["tokenizer_argument"],
+        tokenizer=plan["model"]["tokenizer"], seed=plan["config"]["seed"],
+        tokenizer_argument=plan["trainer"]["tokenizer_argument"],
     )

@@ -276,9 +276,10 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
     train = prepare(train_rows, tokenizer, data, task, packing=data["packing"])
     evaluation = prepare(eval_rows, tokenizer, data, task, packing=data["packing"]) if eval_rows is not None else None
     check_bad_rows(data, train, evaluation)
-    if not len(train.dataset):
-        raise RunError(f"no training example is left from data.path '{data['path']}' ({train.stats}); raise "
-                       f"data.max_length or check the rows", key="data.max_length")
+    for part, prepared in (("training", train), ("evaluation", evaluation)):
+        if prepared is not None and not len(prepared.dataset):
+            raise RunError(f"no {part} example is left from data.path '{data['path']}' ({prepared.stats}); raise "
+                           f"data.max_length or check the rows", key="data.max_length")
     template = _chat_template(tokenizer, data)
     objects = objects or hf.to_hf(plan)
     if objects.diagnostics:

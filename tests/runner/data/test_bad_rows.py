@@ -76,3 +76,10 @@ def test_old_data_keys_and_file_type_formats_name_what_replaced_them(tmp_path):
     assert found[("S001", "data.max_seq_length", 4)][1] == "rename 'max_seq_length' to 'max_length'"
     message, fix = found[("S003", "data.format", 2)]
     assert "no longer takes 'jsonl': it names the shape of the rows now" in message and fix == "data.format=text"
+
+
+def test_rows_all_cut_off_by_max_length_stop_the_run_before_anything_is_written(tmp_path, capsys):
+    long = turns(("user", "x" * 300), ("assistant", "y"))
+    err = run_with(tmp_path, [long] * 4, capsys, "data.max_length=100")
+    assert "no training example is left from data.path 'chat.jsonl'" in err and "dropped_no_learned_tokens" in err
+    assert "raise data.max_length" in err and "(key: data.max_length)" in err
