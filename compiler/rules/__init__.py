@@ -17,6 +17,7 @@ from compiler.rules import (
     data_format_mismatches_task,
     deprecated_argument,
     effective_batch_size_out_of_range,
+    evaluation_without_eval_split,
     fp16_and_bf16,
     learning_rate_atypical_for_lora,
     learning_rate_out_of_range,
@@ -57,6 +58,7 @@ _MODULES: tuple[ModuleType, ...] = (
     memory_exceeds_device,
     data_format_mismatches_task,
     packing_unsupported_for_format,
+    evaluation_without_eval_split,
 )
 
 

@@ -32,7 +32,8 @@ def test_numbers_are_the_hand_count(tmp_path, capsys):
     f = tmp_path / "train.jsonl"
     f.write_text("".join(json.dumps({"prompt": p, "completion": c}) + "\n" for p, c in rows))
     info = data_json(capsys, "data=tiny-chat", f"data.path={f}", "data.format=completion", "data.test_size=0.0",
-                     "data.num_samples=4", "data.max_length=100", "schedule.per_device_train_batch_size=2")
+                     "schedule.eval_strategy=no", "data.num_samples=4", "data.max_length=100",
+                     "schedule.per_device_train_batch_size=2")
     lengths = {p: len(chatml(p, c)[0]) + len(chatml(p, c)[1]) + 1 for p, c in rows}
     learned = {p: len(chatml(p, c)[1]) + 1 for p, c in rows}
     # 17 for "<|im_start|>user\n", 11 for each "<|im_end|>\n", 22 for "<|im_start|>assistant\n", 1 for the EOS
