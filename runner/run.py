@@ -112,19 +112,8 @@ def _tokenizer(plan: dict[str, Any]):
     return tok
 
 
-def _chat_template(tokenizer: Any, data: dict[str, Any]) -> str | None:
-    """The template chat rows were rendered with, set on the tokenizer so the adapter is saved with it."""
-    from runner.data import templates
-    from runner.data.formats import FORMATS
-
-    if not FORMATS[data["format"]].CHAT:
-        return None
-    name, source = templates.resolve(tokenizer, data["chat_template"])
-    tokenizer.chat_template = source
-    return name
-
-
-def _sample(model: Any, tokenizer: Any, data: dict[str, Any], rows: Any, max_new_tokens: int = 48) -> dict[str, str]:
+def _sample(model: Any, tokenizer: Any, data: dict[str, Any], rows: Any, template: tuple[str, str],
+            max_new_tokens: int = 48) -> dict[str, str]:
     """A greedy answer of the trained adapter to the first held-out conversation's first question."""
     import torch
 
@@ -138,7 +127,7 @@ def _sample(model: Any, tokenizer: Any, data: dict[str, Any], rows: Any, max_new
         except BadRow:
             continue
         first = next(i for i, (role, _) in enumerate(turns) if role == "assistant")
-        text = templates.prompt(tokenizer, templates.resolve(tokenizer, data["chat_template"]), turns[:first])
+        text = templates.prompt(tokenizer, template, turns[:first])
         ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(model.device)
         model.eval()
         with torch.no_grad():
@@ -256,8 +245,7 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
     import torch
     from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, Trainer
 
-    from runner.data.prepare import IGNORE, check_bad_rows, prepare, split
-    from runner.data.read import read_rows
+    from runner.data.prepare import IGNORE, prepare_run
 
     from compiler import hf
 
@@ -268,19 +256,11 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
     torch.set_num_threads(threads)
     seed, task = plan["config"]["seed"], plan["model"]["task"]
     data = plan["data"]
-    rows = read_rows(data, seed)
     _check_lengths(plan)
     _check_model_source(plan)
     tokenizer = _tokenizer(plan)
-    train_rows, eval_rows = split(rows, data["test_size"], seed)
-    train = prepare(train_rows, tokenizer, data, task, packing=data["packing"])
-    evaluation = prepare(eval_rows, tokenizer, data, task, packing=data["packing"]) if eval_rows is not None else None
-    check_bad_rows(data, train, evaluation)
-    for part, prepared in (("training", train), ("evaluation", evaluation)):
-        if prepared is not None and not len(prepared.dataset):
-            raise RunError(f"no {part} example is left from data.path '{data['path']}' ({prepared.stats}); raise "
-                           f"data.max_length or check the rows", key="data.max_length")
-    template = _chat_template(tokenizer, data)
+    prepared = prepare_run(data, tokenizer, seed, task, data["packing"])
+    train, evaluation, template = prepared.train, prepared.evaluation, prepared.template
     objects = objects or hf.to_hf(plan)
     if objects.diagnostics:
         raise RunError("; ".join(d.message for d in objects.diagnostics))
@@ -325,7 +305,7 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
                                "trainable_params": trainable, "total_params": total, "resumed_from": [],
                                "quantized_linear_modules": quantized, "cpu_threads": threads,
                                "data": {"train": train.stats, "eval": evaluation.stats if evaluation else None,
-                                        "chat_template": template}}
+                                        "chat_template": template[0] if template else None}}
     if previous.get("plan_hash") == plan["hash"]:
         metrics.update({k: v for k, v in previous.items() if k.startswith("initial_") or k == "resumed_from"})
     if "initial_eval_loss" not in metrics and eval_ds is not None and resume is None:
@@ -367,7 +347,8 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
     if eval_ds is not None:
         metrics.update(_prefixed("final_", trainer.evaluate()))
     if template is not None:
-        metrics["sample"] = _sample(trainer.model, tokenizer, data, eval_rows if eval_rows is not None else train_rows)
+        rows = prepared.eval_rows if prepared.eval_rows is not None else prepared.train_rows
+        metrics["sample"] = _sample(trainer.model, tokenizer, data, rows, template)
         print(f"sample (greedy, from the trained adapter):\n  prompt: {metrics['sample']['prompt']!r}\n"
               f"  answer: {metrics['sample']['answer']!r}", file=out)
     epochs_done = step / max(1, plan["resolved"]["steps_per_epoch"])

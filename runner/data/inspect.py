@@ -6,24 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.data.prepare import IGNORE, check_bad_rows, pack, padding_fraction, prepare, split
-from runner.data.read import read_rows
+from runner.data.prepare import IGNORE, pack, padding_fraction, prepare_run
 
 GREEN, RESET = "\033[32;1m", "\033[0m"
 
 
 def inspect(plan: dict[str, Any]) -> dict[str, Any]:
     """The statistics of a plan's data, prepared with the run's tokenizer exactly as the runner prepares it."""
-    from runner.run import _chat_template, _tokenizer
+    from runner.run import _tokenizer
 
     data, seed, task = plan["data"], plan["config"]["seed"], plan["model"]["task"]
     tokenizer = _tokenizer(plan)
-    template = _chat_template(tokenizer, data)
-    rows = read_rows(data, seed)
-    train_rows, eval_rows = split(rows, data["test_size"], seed)
-    train = prepare(train_rows, tokenizer, data, task)
-    evaluation = prepare(eval_rows, tokenizer, data, task) if eval_rows is not None else None
-    check_bad_rows(data, train, evaluation)
+    prepared = prepare_run(data, tokenizer, seed, task, packing=False)  # packing is reported below, both ways
+    train, evaluation = prepared.train, prepared.evaluation
     batch = int(plan["training"]["TrainingArguments"]["per_device_train_batch_size"])
     max_length = int(data["max_length"])
     packing: dict[str, Any] | None = None
@@ -35,10 +30,12 @@ def inspect(plan: dict[str, Any]) -> dict[str, Any]:
                    "padding_fraction": 0.0}
     learned = train.stats["learned_tokens"] / train.stats["tokens"] if train.stats["tokens"] else 0.0
     return {
-        "path": data["path"], "format": data["format"], "task": task, "chat_template": template,
+        "path": data["path"], "format": data["format"], "task": task,
+        "chat_template": prepared.template[0] if prepared.template else None,
         "tokenizer": plan["model"]["tokenizer"], "max_length": max_length,
         "truncation_mode": data["truncation_mode"],
-        "rows": len(rows), "train_rows": len(train_rows), "eval_rows": len(eval_rows) if eval_rows is not None else 0,
+        "rows": prepared.rows, "train_rows": len(prepared.train_rows),
+        "eval_rows": len(prepared.eval_rows) if prepared.eval_rows is not None else 0,
         "train": train.stats, "eval": evaluation.stats if evaluation is not None else None,
         "learned_token_fraction": round(learned, 4),
         "padding_fraction": padding_fraction(train.lengths, batch), "per_device_train_batch_size": batch,

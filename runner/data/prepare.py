@@ -14,7 +14,7 @@ from typing import Any
 from runner.data import templates
 from runner.data.formats import FORMATS
 from runner.data.formats._base import BadRow
-from runner.data.read import row_location
+from runner.data.read import read_rows, row_location
 from runner.errors import RunError
 
 IGNORE = -100
@@ -48,10 +48,10 @@ def _truncate(ids: list[int], labels: list[int], max_length: int, mode: str) -> 
 class Encoder:
     """Turns one row into input_ids / labels with the run's tokenizer, template and data keys."""
 
-    def __init__(self, tokenizer: Any, data: dict[str, Any], task: str):
+    def __init__(self, tokenizer: Any, data: dict[str, Any], task: str, template: tuple[str, str] | None = None):
         self.tokenizer, self.data, self.task = tokenizer, data, task
         self.format = FORMATS[data["format"]]
-        self.template = templates.resolve(tokenizer, data["chat_template"]) if self.format.CHAT else None
+        self.template = (template or templates.resolve(tokenizer, data["chat_template"])) if self.format.CHAT else None
         self.eos = tokenizer.eos_token_id
         probe = tokenizer("a")["input_ids"]
         self.bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None and probe[:1] == [
@@ -98,9 +98,10 @@ class Encoder:
         return out
 
 
-def prepare(rows: Any, tokenizer: Any, data: dict[str, Any], task: str, packing: bool = False) -> Prepared:
+def prepare(rows: Any, tokenizer: Any, data: dict[str, Any], task: str, packing: bool = False,
+            template: tuple[str, str] | None = None) -> Prepared:
     """Encode every row; bad rows are left out and listed (``check_bad_rows`` stops the run on them)."""
-    encoder = Encoder(tokenizer, data, task)
+    encoder = Encoder(tokenizer, data, task, template)
     extra = [c for c in rows.column_names if c != "_row"]
     encoded = rows.map(encoder, remove_columns=extra, desc=None)
     bad = encoded.filter(lambda r: bool(r["_bad"]))
@@ -158,3 +159,30 @@ def pack(ds: Any, max_length: int) -> Any:
     return Dataset.from_dict({"input_ids": [stream[i:i + max_length] for i in blocks],
                               "attention_mask": [[1] * max_length for _ in blocks],
                               "labels": [labels[i:i + max_length] for i in blocks]})
+
+
+@dataclass
+class RunData:
+    """A run's data as the runner trains on it (and ``loracfg data`` reports it)."""
+
+    rows: int
+    train_rows: Any
+    eval_rows: Any  # None without an eval split
+    train: Prepared
+    evaluation: Prepared | None
+    template: tuple[str, str] | None  # (name, Jinja source) for chat formats, set on the tokenizer
+
+
+def prepare_run(data: dict[str, Any], tokenizer: Any, seed: int, task: str, packing: bool) -> RunData:
+    """Read, split and prepare a plan's data; stop on bad rows (file:line) and on a split left empty."""
+    template = templates.apply(tokenizer, data) if FORMATS[data["format"]].CHAT else None
+    rows = read_rows(data, seed)
+    train_rows, eval_rows = split(rows, data["test_size"], seed)
+    train = prepare(train_rows, tokenizer, data, task, packing, template)
+    evaluation = prepare(eval_rows, tokenizer, data, task, packing, template) if eval_rows is not None else None
+    check_bad_rows(data, train, evaluation)
+    for part, prepared in (("training", train), ("evaluation", evaluation)):
+        if prepared is not None and not len(prepared.dataset):
+            raise RunError(f"no {part} example is left from data.path '{data['path']}' ({prepared.stats}); raise "
+                           f"data.max_length or check the rows", key="data.max_length")
+    return RunData(len(rows), train_rows, eval_rows, train, evaluation, template)

@@ -69,9 +69,7 @@ def bad_json_line(path: Path, data: dict[str, Any]) -> str | None:
     from runner.data.formats import FORMATS
     from runner.data.formats._base import BadRow
 
-    with open(path, encoding="utf-8", errors="replace") as f:
-        head = f.read(1024).lstrip()
-    if head.startswith("["):
+    if _is_array(path):
         try:
             json.loads(path.read_text(encoding="utf-8", errors="replace"))
         except json.JSONDecodeError as e:

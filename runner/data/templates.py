@@ -43,6 +43,13 @@ def resolve(tokenizer: Any, name: str) -> tuple[str, str]:
     return name, SHIPPED[name]
 
 
+def apply(tokenizer: Any, data: dict[str, Any]) -> tuple[str, str]:
+    """Resolve data.chat_template once and set it on the tokenizer, so the adapter is saved with it."""
+    template = resolve(tokenizer, data["chat_template"])
+    tokenizer.chat_template = template[1]
+    return template
+
+
 def _render(tokenizer: Any, template: str, turns: list[tuple[str, str]], generation_prompt: bool) -> str:
     return tokenizer.apply_chat_template([{"role": r, "content": c} for r, c in turns], chat_template=template,
                                          tokenize=False, add_generation_prompt=generation_prompt)
