@@ -33,7 +33,12 @@ def split(rows: Any, test_size: float, seed: int) -> tuple[Any, Any]:
     rows = rows.add_column("_row", list(range(len(rows))))
     if not test_size:
         return rows, None
-    parts = rows.train_test_split(test_size=test_size, seed=seed)
+    try:
+        parts = rows.train_test_split(test_size=test_size, seed=seed)
+    except ValueError as e:  # too few rows for the split: datasets says which side would be empty
+        raise RunError(f"data.test_size={test_size} cannot split {len(rows)} row(s) into a train and an eval set "
+                       f"({str(e).splitlines()[0]}); add rows, or set data.test_size=0 and "
+                       f"schedule.eval_strategy=no", key="data.test_size") from e
     return parts["train"], parts["test"]
 
 

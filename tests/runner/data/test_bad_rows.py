@@ -83,3 +83,9 @@ def test_rows_all_cut_off_by_max_length_stop_the_run_before_anything_is_written(
     err = run_with(tmp_path, [long] * 4, capsys, "data.max_length=100")
     assert "no training example is left from data.path 'chat.jsonl'" in err and "dropped_no_learned_tokens" in err
     assert "raise data.max_length" in err and "(key: data.max_length)" in err
+
+
+def test_too_few_rows_for_the_eval_split_is_a_message(tmp_path, capsys):
+    err = run_with(tmp_path, [json.dumps(GOOD)], capsys)
+    assert "data.test_size=0.25 cannot split 1 row(s) into a train and an eval set" in err
+    assert "(key: data.test_size)" in err
