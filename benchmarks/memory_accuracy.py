@@ -39,7 +39,8 @@ def case_overrides(shape: str, method: str, micro: int, seq: int, steps: int, ou
     return [
         f"model={shape}", "model.from_config=true", "model.tokenizer_name_or_path=byte-level",
         *METHODS[method], f"hardware={hardware}",
-        "data.packing=true", f"data.max_length={seq}", "data.num_samples=2000", "data.test_size=0.0",
+        "data.packing=true", "data.packing_strategy=wrapped", f"data.max_length={seq}", "data.num_samples=2000",
+        "data.test_size=0.0",
         f"schedule.max_steps={steps}", "schedule.num_train_epochs=null", "schedule.warmup_ratio=0.0",
         "+schedule.warmup_steps=1", f"schedule.per_device_train_batch_size={micro}",
         "schedule.gradient_accumulation_steps=1", "schedule.optim=adamw_torch", "schedule.eval_strategy=no",

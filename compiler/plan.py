@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from compiler.compose import Composition
 from compiler.derived import derive
 
-PLAN_VERSION = 2  # 2: data.format names the row shape; max_length, dataset_text_field; defaults filled in
+PLAN_VERSION = 3  # 2: data.format names the row shape, defaults filled in; 3: resolved.sequences (packing mode)
 
 AUTO_CLASSES = {
     "causal-lm": ("AutoModelForCausalLM", "CAUSAL_LM"),
@@ -104,9 +104,32 @@ DATA_DEFAULTS: dict[str, Any] = {
     "dataset_text_field": "text", "label_field": None, "prompt_field": "prompt", "completion_field": "completion",
     "instruction_field": "instruction", "input_field": "input", "output_field": "output",
     "messages_field": "messages", "role_field": "role", "content_field": "content", "role_map": {},
-    "chat_template": "auto", "train_on_inputs": False, "truncation_mode": "keep_start", "packing": False,
+    "chat_template": "auto", "train_on_inputs": False, "eos_token": None, "truncation_mode": "keep_start",
+    "packing": False, "packing_strategy": "bfd", "padding_free": False, "dataset_num_proc": None,
     "on_bad_row": "error",
 }
+
+# How the runner turns examples into batches (plan["resolved"]["sequences"]), and why.
+SEQUENCES = {
+    "padded": "each batch padded to its longest example (DataCollatorForSeq2Seq; padding gets label -100)",
+    "padding-free": "data.padding_free: each batch flattened into one row, position ids restarting per example "
+                    "(DataCollatorWithFlattening) and the KV cache off in training, so transformers builds the "
+                    "per-example causal mask from the position ids: no padding, no example attends to another",
+    "packed-bfd": "data.packing with packing_strategy bfd: whole examples packed into sequences of at most "
+                  "max_length tokens (best-fit decreasing), batches flattened with position ids restarting per "
+                  "example and the KV cache off in training: no padding, no example attends to another",
+    "packed-wrapped": "data.packing with packing_strategy wrapped: the token stream cut into blocks of exactly "
+                      "max_length tokens; examples are split across blocks and attend to the ones before them",
+}
+
+
+def sequences(data: dict[str, Any], task: str) -> str:
+    """The batching mode in effect (a key of SEQUENCES); packing applies to causal LMs only (L021)."""
+    if task != "causal-lm":
+        return "padded"
+    if data.get("packing"):
+        return "packed-wrapped" if data.get("packing_strategy") == "wrapped" else "packed-bfd"
+    return "padding-free" if data.get("padding_free") else "padded"
 
 
 def data_spec(data: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +190,10 @@ def build(comp: Composition) -> dict[str, Any]:
     if training.get("warmup_steps", 0) == 0:
         training.pop("warmup_steps", None)
 
+    spec = data_spec(data)
+    mode = sequences(spec, model["task"])
+    b.decide("data.sequences", mode, SEQUENCES[mode])
+
     # -- model loading --------------------------------------------------------------------------
     auto_class, task_type = AUTO_CLASSES[model["task"]]
     dtype = resolve_dtype(cfg)
@@ -219,7 +246,7 @@ def build(comp: Composition) -> dict[str, Any]:
         "quantization": {"BitsAndBytesConfig": bnb} if bnb is not None else None,
         "lora": {"LoraConfig": lora_kwargs},
         "training": {"TrainingArguments": training},
-        "data": data_spec(data),
+        "data": spec,
         "resolved": {
             "precision": precision,
             "optim": optim,
@@ -231,6 +258,7 @@ def build(comp: Composition) -> dict[str, Any]:
             "warmup_steps": d.warmup_steps,
             "epochs": round(d.epochs, 4),
             "world_size": d.world_size,
+            "sequences": mode,
         },
         "decisions": b.decisions,
         "mapping": [],

@@ -98,8 +98,13 @@ def _diagnostics(error: ValidationError, comp: Composition) -> Iterable[Diagnost
     if kw in ("additionalProperties", "unevaluatedProperties"):
         known = sorted(error.schema.get("properties", {}))
         renamed = error.schema.get("x-renamed", {})
+        instead = error.schema.get("x-instead", {})
         for name in sorted(set(error.instance) - set(known)):
             unknown = join(key, name)
+            if name in instead:  # a peer's key that this schema spells another way
+                yield diag(codes.UNKNOWN_KEY, f"'{unknown}': {instead[name]['message']}", unknown,
+                           instead[name]["fix"])
+                continue
             if name in renamed:  # an old name, kept as a diagnostic for one release
                 new = join(key, renamed[name])
                 yield diag(codes.UNKNOWN_KEY,

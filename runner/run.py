@@ -243,9 +243,10 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
         return previous
 
     import torch
-    from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, Trainer
+    from transformers import Trainer
 
-    from runner.data.prepare import IGNORE, prepare_run
+    from runner.data.pack import collator as data_collator, prepare_model
+    from runner.data.prepare import prepare_run
 
     from compiler import hf
 
@@ -259,7 +260,8 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
     _check_lengths(plan)
     _check_model_source(plan)
     tokenizer = _tokenizer(plan)
-    prepared = prepare_run(data, tokenizer, seed, task, data["packing"])
+    sequences = plan["resolved"]["sequences"]
+    prepared = prepare_run(data, tokenizer, seed, task, sequences)
     train, evaluation, template = prepared.train, prepared.evaluation, prepared.template
     objects = objects or hf.to_hf(plan)
     if objects.diagnostics:
@@ -282,6 +284,7 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc)
     from peft import get_peft_model
 
+    prepare_model(model, sequences)
     model = get_peft_model(model, objects.lora_config)
     quantized = sum(type(mod).__module__.startswith("bitsandbytes") and type(mod).__name__ in ("Linear4bit", "Linear8bitLt")
                     for mod in model.modules())
@@ -291,9 +294,7 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
 
     train_ds = train.dataset
     eval_ds = evaluation.dataset if evaluation is not None and len(evaluation.dataset) else None
-    # explicit labels: -100 on what is not learned, and the EOS learned even where pad is EOS
-    collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE) if task == "causal-lm" \
-        else DataCollatorWithPadding(tokenizer)
+    collator = data_collator(sequences, tokenizer, task)
     state: dict[str, Any] = {}
     trainer = Trainer(model=model, args=objects.training_arguments, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=collator, callbacks=_callbacks(state),
@@ -304,7 +305,8 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
     metrics: dict[str, Any] = {"plan_hash": plan["hash"], "run_dir": str(run_dir), "finished": False,
                                "trainable_params": trainable, "total_params": total, "resumed_from": [],
                                "quantized_linear_modules": quantized, "cpu_threads": threads,
-                               "data": {"train": train.stats, "eval": evaluation.stats if evaluation else None,
+                               "data": {"sequences": sequences, "train": train.stats,
+                                        "eval": evaluation.stats if evaluation else None,
                                         "chat_template": template[0] if template else None}}
     if previous.get("plan_hash") == plan["hash"]:
         metrics.update({k: v for k, v in previous.items() if k.startswith("initial_") or k == "resumed_from"})

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.data.prepare import IGNORE, pack, padding_fraction, prepare_run
+from runner.data.pack import pack_bfd, pack_wrapped
+from runner.data.prepare import IGNORE, padding_fraction, prepare_run
 
 GREEN, RESET = "\033[32;1m", "\033[0m"
 
@@ -17,17 +18,19 @@ def inspect(plan: dict[str, Any]) -> dict[str, Any]:
 
     data, seed, task = plan["data"], plan["config"]["seed"], plan["model"]["task"]
     tokenizer = _tokenizer(plan)
-    prepared = prepare_run(data, tokenizer, seed, task, packing=False)  # packing is reported below, both ways
+    prepared = prepare_run(data, tokenizer, seed, task)  # unpacked; packing is reported below, both ways
     train, evaluation = prepared.train, prepared.evaluation
     batch = int(plan["training"]["TrainingArguments"]["per_device_train_batch_size"])
     max_length = int(data["max_length"])
     packing: dict[str, Any] | None = None
-    if task == "causal-lm" and data["format"] == "text":
-        blocks = pack(train.dataset, max_length) if len(train.dataset) else None
-        packed = len(blocks) * max_length if blocks is not None else 0
-        packing = {"on": bool(data["packing"]), "blocks": len(blocks) if blocks is not None else 0,
-                   "tokens_kept": packed, "tokens_left_at_the_tail": train.stats["tokens"] - packed,
-                   "padding_fraction": 0.0}
+    if task == "causal-lm" and len(train.dataset):
+        tokens = train.stats["tokens"]
+        bfd = pack_bfd(train.dataset, max_length)
+        blocks = len(pack_wrapped(train.dataset, max_length))
+        packing = {"sequences": plan["resolved"]["sequences"],
+                   "bfd": {"sequences": len(bfd), "fill": round(tokens / (len(bfd) * max_length), 4),
+                           "examples_per_sequence": round(len(train.dataset) / len(bfd), 2)},
+                   "wrapped": {"sequences": blocks, "tokens_left_at_the_tail": tokens - blocks * max_length}}
     learned = train.stats["learned_tokens"] / train.stats["tokens"] if train.stats["tokens"] else 0.0
     return {
         "path": data["path"], "format": data["format"], "task": task,
@@ -74,9 +77,12 @@ def render(info: dict[str, Any], color: bool = False) -> str:
     ]
     p = info["packing"]
     if p is not None:
-        lines.append(f"packing     {'on' if p['on'] else 'off'}; packed, {p['blocks']} block(s) of "
-                     f"{info['max_length']} tokens, 0% padding, {p['tokens_left_at_the_tail']} token(s) left at "
-                     f"the tail")
+        b, w = p["bfd"], p["wrapped"]
+        lines += [f"packing     in effect: {p['sequences']}; bfd packs {b['examples_per_sequence']} examples per "
+                  f"sequence into {b['sequences']} sequence(s) filled to {100 * b['fill']:.1f}% of max_length, 0% "
+                  f"padding computed (padding-free), examples kept apart",
+                  f"            wrapped would cut {w['sequences']} block(s) of {info['max_length']} tokens "
+                  f"({w['tokens_left_at_the_tail']} token(s) left at the tail), examples split and attending across"]
     legend = "learned part highlighted" if color else "learned part between « »"
     shown = "".join((f"{GREEN}{s['text']}{RESET}" if color else f"«{s['text']}»") if s["learned"] else s["text"]
                     for s in info["example"])

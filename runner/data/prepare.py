@@ -14,6 +14,7 @@ from typing import Any
 from runner.data import templates
 from runner.data.formats import FORMATS
 from runner.data.formats._base import BadRow
+from runner.data.pack import pack_bfd, pack_wrapped
 from runner.data.read import read_rows, row_location
 from runner.errors import RunError
 
@@ -57,7 +58,7 @@ class Encoder:
         self.tokenizer, self.data, self.task = tokenizer, data, task
         self.format = FORMATS[data["format"]]
         self.template = (template or templates.resolve(tokenizer, data["chat_template"])) if self.format.CHAT else None
-        self.eos = tokenizer.eos_token_id
+        self.eos = eos_id(tokenizer, data.get("eos_token"))
         probe = tokenizer("a")["input_ids"]
         self.bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None and probe[:1] == [
             tokenizer.bos_token_id] else []
@@ -103,12 +104,25 @@ class Encoder:
         return out
 
 
-def prepare(rows: Any, tokenizer: Any, data: dict[str, Any], task: str, packing: bool = False,
+def eos_id(tokenizer: Any, eos_token: str | None) -> int | None:
+    """The id of data.eos_token (TRL's ``eos_token``), or of the tokenizer's EOS token."""
+    if eos_token is None:
+        return tokenizer.eos_token_id
+    ids = tokenizer(eos_token, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        raise RunError(f"data.eos_token {eos_token!r} is {len(ids)} tokens for this tokenizer, not one; name a "
+                       f"token of its vocabulary (its EOS is {tokenizer.eos_token!r}) or set data.eos_token=null",
+                       key="data.eos_token")
+    return ids[0]
+
+
+def prepare(rows: Any, tokenizer: Any, data: dict[str, Any], task: str, sequences: str = "padded",
             template: tuple[str, str] | None = None) -> Prepared:
-    """Encode every row; bad rows are left out and listed (``check_bad_rows`` stops the run on them)."""
+    """Encode every row (``sequences``: the plan's batching mode, see runner.data.pack); bad rows are left out
+    and listed (``check_bad_rows`` stops the run on them)."""
     encoder = Encoder(tokenizer, data, task, template)
     extra = [c for c in rows.column_names if c != "_row"]
-    encoded = rows.map(encoder, remove_columns=extra, desc=None)
+    encoded = rows.map(encoder, remove_columns=extra, desc=None, num_proc=data.get("dataset_num_proc"))
     bad = encoded.filter(lambda r: bool(r["_bad"]))
     kept = encoded.filter(lambda r: not r["_bad"] and not r["_dropped"])
     lengths = sorted(n for n, why in zip(encoded["_length"], encoded["_bad"]) if not why)  # before truncation
@@ -119,8 +133,10 @@ def prepare(rows: Any, tokenizer: Any, data: dict[str, Any], task: str, packing:
              "length_max": lengths[-1] if lengths else 0}
     kept = kept.remove_columns(["_bad", "_dropped", "_row", "_length"])
     unpacked = [len(x) for x in kept["input_ids"]]
-    if packing and task == "causal-lm":
-        kept = pack(kept, int(data["max_length"]))
+    if sequences == "packed-bfd":
+        kept = pack_bfd(kept, int(data["max_length"]))
+    elif sequences == "packed-wrapped":
+        kept = pack_wrapped(kept, int(data["max_length"]))
     tokens = sum(len(x) for x in kept["input_ids"])
     learned = tokens if task == "seq-cls" else sum(sum(1 for t in x if t != IGNORE) for x in kept["labels"])
     stats.update(examples=len(kept), tokens=tokens, learned_tokens=learned)
@@ -151,21 +167,6 @@ def check_bad_rows(data: dict[str, Any], *parts: Prepared | None) -> None:
         raise RunError(f"{row_location(data, row)}: {message}{more}", key="data.path")
 
 
-def pack(ds: Any, max_length: int) -> Any:
-    """Concatenate text examples into blocks of exactly max_length tokens (the tail that does not fill one is left)."""
-    from datasets import Dataset
-
-    stream: list[int] = []
-    labels: list[int] = []
-    for ids, lab in zip(ds["input_ids"], ds["labels"]):
-        stream.extend(ids)
-        labels.extend(lab)
-    blocks = range(0, len(stream) - max_length + 1, max_length)
-    return Dataset.from_dict({"input_ids": [stream[i:i + max_length] for i in blocks],
-                              "attention_mask": [[1] * max_length for _ in blocks],
-                              "labels": [labels[i:i + max_length] for i in blocks]})
-
-
 @dataclass
 class RunData:
     """A run's data as the runner trains on it (and ``loracfg data`` reports it)."""
@@ -178,13 +179,13 @@ class RunData:
     template: tuple[str, str] | None  # (name, Jinja source) for chat formats, set on the tokenizer
 
 
-def prepare_run(data: dict[str, Any], tokenizer: Any, seed: int, task: str, packing: bool) -> RunData:
+def prepare_run(data: dict[str, Any], tokenizer: Any, seed: int, task: str, sequences: str = "padded") -> RunData:
     """Read, split and prepare a plan's data; stop on bad rows (file:line) and on a split left empty."""
     template = templates.apply(tokenizer, data) if FORMATS[data["format"]].CHAT else None
     rows = read_rows(data, seed)
     train_rows, eval_rows = split(rows, data["test_size"], seed)
-    train = prepare(train_rows, tokenizer, data, task, packing, template)
-    evaluation = prepare(eval_rows, tokenizer, data, task, packing, template) if eval_rows is not None else None
+    train = prepare(train_rows, tokenizer, data, task, sequences, template)
+    evaluation = prepare(eval_rows, tokenizer, data, task, sequences, template) if eval_rows is not None else None
     check_bad_rows(data, train, evaluation)
     for part, prepared in (("training", train), ("evaluation", evaluation)):
         if prepared is not None and not len(prepared.dataset):

@@ -39,7 +39,20 @@ def test_cpu_default_resolves_fp32_adamw_and_use_cpu(composer):
     assert p["model"]["from_pretrained"]["dtype"] == "float32" and p["model"]["from_pretrained"]["device_map"] is None
     assert p["resolved"] == {"precision": "fp32", "optim": "adamw_torch", "effective_batch_size": 16,
                              "train_samples": 1800, "eval_samples": 200, "steps_per_epoch": 113,
-                             "total_steps": 339, "warmup_steps": 11, "epochs": 3.0, "world_size": 1}
+                             "total_steps": 339, "warmup_steps": 11, "epochs": 3.0, "world_size": 1,
+                             "sequences": "padded"}
+
+
+@pytest.mark.parametrize("keys, mode", [
+    ([], "padded"), (["data.padding_free=true"], "padding-free"), (["data.packing=true"], "packed-bfd"),
+    (["data.packing=true", "data.packing_strategy=wrapped"], "packed-wrapped"),
+    (["data.packing=true", "data.padding_free=true"], "packed-bfd")])
+def test_the_batching_mode_is_a_decision_with_its_why(composer, keys, mode):
+    p = build(composer, "data=tiny-chat", *keys)
+    assert p["resolved"]["sequences"] == mode == decision(p, "data.sequences")["value"]
+    why = decision(p, "data.sequences")["why"]
+    assert ("no example attends to another" in why) == (mode in ("padding-free", "packed-bfd"))
+    assert ("attend to the ones before them" in why) == (mode == "packed-wrapped")
 
 
 def test_qlora_on_an_a100_picks_bf16_and_the_paged_optimizer(composer):

@@ -49,6 +49,10 @@ def test_numbers_are_the_hand_count(tmp_path, capsys):
     assert info["learned_token_fraction"] == round(44 / 205, 4)
     # batches of 2 in order: (65, 68) padded to 68, (72) alone: 1 - 205 / (136 + 72)
     assert info["padding_fraction"] == round(1 - 205 / 208, 4)
+    # packing 65, 68 and 72 tokens into 100: no two fit one sequence (bfd), the stream of 205 is two blocks + 5
+    p = info["packing"]
+    assert p["sequences"] == "padded" and p["bfd"]["sequences"] == 3 and p["bfd"]["fill"] == round(205 / 300, 4)
+    assert p["wrapped"] == {"sequences": 2, "tokens_left_at_the_tail": 5}
     spans = info["example"]
     assert [s["learned"] for s in spans] == [False, True]
     assert spans[1]["text"].startswith(rows[0][1]) and spans[1]["text"].endswith("</s>")
@@ -66,7 +70,7 @@ def test_every_shipped_data_option(option, capsys):
     assert 0 < t["length_p50"] <= t["length_p95"] <= t["length_max"] and t["tokens"] > 0
     assert (info["chat_template"] == "chatml") == (option == "tiny-chat")
     assert (0 < info["learned_token_fraction"] < 0.5) == (option == "tiny-chat")
-    assert (info["packing"] is not None) == (option == "tiny-patterns")
+    assert (info["packing"] is not None) == (option != "tiny-sentiment")
     assert loracfg(["data", "--config-dir", str(CONF), f"data={option}", *extra]) == 0
     text = capsys.readouterr().out
     assert "first train example (learned part between « »):" in text and "«" in text

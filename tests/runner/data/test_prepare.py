@@ -149,3 +149,18 @@ def test_builtin_tiny_chat_is_seeded_conversations():
     prepared = prepare(train, tokenizer(), data, "causal-lm")
     assert prepared.stats["examples"] == 45 and 0.1 < prepared.stats["learned_tokens"] / prepared.stats["tokens"] < 0.5
     assert len(evaluation) == 5
+
+
+def test_eos_token_names_the_token_that_ends_and_is_learned(tmp_path):
+    f = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "2+2?", "completion": "4"}])
+    tok = tokenizer()
+    ex = encode(f, "completion", tok, eos_token="<unk>").dataset[0]
+    assert ex["input_ids"][-1] == ex["labels"][-1] == tok.unk_token_id != tok.eos_token_id
+    with pytest.raises(RunError, match=r"data.eos_token '<\|im_end\|>' is 10 tokens for this tokenizer, not one"):
+        encode(f, "completion", tok, eos_token="<|im_end|>")
+
+
+def test_dataset_num_proc_tokenizes_in_processes_to_the_same_examples(tmp_path):
+    f = write_jsonl(tmp_path / "c.jsonl", [{"prompt": f"{i}+1?", "completion": str(i + 1)} for i in range(40)])
+    one, two = encode(f, "completion").dataset, encode(f, "completion", dataset_num_proc=2).dataset
+    assert one["input_ids"] == two["input_ids"] and one["labels"] == two["labels"] and len(one) == 40

@@ -74,3 +74,22 @@ def test_format_trains_on_the_answers(tmp_path, make):
     assert "<|im_start|>" in saved
     sample = m["sample"]  # a greedy answer of the trained adapter to a held-out question
     assert sample["prompt"].endswith("?") and sample["expected"] and isinstance(sample["answer"], str)
+
+
+@pytest.mark.parametrize("keys, mode", [(["data.packing=true"], "packed-bfd"),
+                                        (["data.padding_free=true"], "padding-free")])
+def test_packed_and_padding_free_conversations_train(tmp_path, keys, mode):
+    compiled = compile_run([f"output_dir={tmp_path / 'out'}", "data=tiny-chat", *keys, *SHORT, "data.max_length=512",
+                            "schedule.per_device_train_batch_size=4"],
+                           ROOT / "conf")
+    assert compiled.ok, [(d.code, d.message) for d in compiled.lint.diagnostics]
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(plan_module.dumps(compiled.plan))
+    assert runner_main([str(plan_path)]) == 0
+    m = json.loads((Path(compiled.plan["training"]["TrainingArguments"]["output_dir"]) / "metrics.json").read_text())
+    train = m["data"]["train"]
+    assert m["finished"] and m["data"]["sequences"] == mode
+    # bfd: two or more 130-250-token conversations per 512-token sequence; padding-free keeps one example per row
+    assert train["dropped_no_learned_tokens"] == 0 and train["truncated"] == 0
+    assert (train["examples"] < train["rows"] / 1.5) == (mode == "packed-bfd"), train
+    assert m["final_eval_loss"] < m["initial_eval_loss"] - 1.0, m
