@@ -13,12 +13,14 @@ import inspect
 import platform
 import pprint
 import re
+import textwrap
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Callable
 
 from compiler import codes
 from compiler.diagnostics import Diagnostic, Location
+from compiler.eject_data import data_section
 from compiler.plan import seal
 
 TRAIN_EXTRA = ("torch", "transformers", "peft")
@@ -218,19 +220,19 @@ def to_hf(plan: dict[str, Any], locate: Callable[[str], Location] | None = None)
 _SCRIPT = '''#!/usr/bin/env python
 """{model} with {method}, compiled by loracfg {version} for transformers {transformers} / peft {peft}.
 
-Plan {hash}. This script builds the same TrainingArguments, LoraConfig and BitsAndBytesConfig
-as the plan with plain transformers + peft (loracfg is not needed), loads the model and builds
-the Trainer. Pass your datasets to build_trainer(); `python THIS --objects-json OUT` writes
-the built objects' to_dict() for comparison.
+Plan {hash}.
+This script does what loracfg's runner does with plain datasets + transformers + peft
+(loracfg is not needed): it reads and prepares the data (chat template, loss on the completions only,
+packing), builds the same TrainingArguments, LoraConfig and BitsAndBytesConfig as the plan, loads the
+model, trains and saves the adapter. `python THIS` trains; build_trainer(train_dataset, ...) takes
+datasets of your own; `python THIS --objects-json OUT` writes the built objects' to_dict().
 """
 
-import json
-import os
-import sys
-
+{stdlib}
 import torch
+from datasets import Dataset, load_dataset
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-from transformers import AutoConfig, AutoTokenizer, BitsAndBytesConfig, Trainer, TrainingArguments, {auto_class}
+from transformers import ({transformers_names})
 
 TRAINING_ARGUMENTS = {training}
 LORA_CONFIG = {lora}
@@ -308,6 +310,7 @@ def build_trainer(train_dataset, eval_dataset=None, data_collator=None):
                    data_collator=data_collator, {tokenizer_argument}=tokenizer)
 
 
+{data}
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--objects-json":
         args, lora, bnb = build_objects()
@@ -315,7 +318,7 @@ if __name__ == "__main__":
             json.dump({{"TrainingArguments": args.to_dict(), "LoraConfig": lora.to_dict(),
                        "BitsAndBytesConfig": bnb.to_dict() if bnb is not None else None}}, f, default=str)
     else:
-        sys.exit("build your datasets and call build_trainer(train_dataset, eval_dataset).train()")
+        print(json.dumps({{"eval_loss": train()}}))
 '''
 
 
@@ -328,6 +331,7 @@ def emit_python(plan: dict[str, Any]) -> str:
     training = plan["training"]["TrainingArguments"]
     quant = plan["quantization"]["BitsAndBytesConfig"] if plan["quantization"] else None
     method = "QLoRA (4-bit)" if quant and quant.get("load_in_4bit") else "LoRA on 8-bit" if quant else "LoRA"
+    data = data_section(plan)
     return _SCRIPT.format(
         model=plan["model"]["name_or_path"], method=method, version=plan["loracfg_version"],
         transformers=plan["compiled_for"]["transformers"], peft=plan["compiled_for"]["peft"], hash=plan["hash"],
@@ -336,5 +340,11 @@ def emit_python(plan: dict[str, Any]) -> str:
         from_pretrained=_literal(plan["model"]["from_pretrained"]), name_or_path=plan["model"]["name_or_path"],
         from_config=plan["model"]["from_config"], architecture=_literal(plan["model"]["architecture"]),
         tokenizer=plan["model"]["tokenizer"], seed=plan["config"]["seed"],
-        tokenizer_argument=plan["trainer"]["tokenizer_argument"],
+        tokenizer_argument=plan["trainer"]["tokenizer_argument"], data=data.code,
+        stdlib="".join(sorted({"import json\n", "import os\n", "import sys\n", *data.stdlib},
+                              key=lambda line: (line.startswith("from"), line))),
+        transformers_names=textwrap.fill(", ".join(sorted({"AutoConfig", "AutoTokenizer", "BitsAndBytesConfig",
+                                                            "Trainer", "TrainingArguments", "set_seed",
+                                                            plan["model"]["auto_class"], *data.transformers})),
+                                         width=95, subsequent_indent=" " * 26),
     )
