@@ -36,41 +36,65 @@ def bins(lengths: list[int], capacity: int) -> list[list[int]]:
     return out
 
 
-def pack_bfd(ds: Any, max_length: int) -> Any:
-    """Whole examples in bins of at most max_length tokens; position ids restart per example and the first
-    label of each example is -100 (in a flattened row it would be predicted from the previous example)."""
-    from datasets import Dataset
+# Examples packed together at most: bins are filled within each chunk of this many examples (datasets'
+# batched map, on Arrow columns, cached by fingerprint like the tokenization), so memory stays bounded.
+CHUNK = 10_000
 
-    ids_all, labels_all = ds["input_ids"], ds["labels"]
-    rows: dict[str, list[list[int]]] = {"input_ids": [], "labels": [], "position_ids": []}
-    for members in bins([len(x) for x in ids_all], max_length):
-        ids: list[int] = []
-        labels: list[int] = []
-        positions: list[int] = []
-        for i in sorted(members):  # file order within a bin
-            ids += ids_all[i]
-            labels += [IGNORE] + labels_all[i][1:]
-            positions += range(len(ids_all[i]))
-        rows["input_ids"].append(ids)
-        rows["labels"].append(labels)
-        rows["position_ids"].append(positions)
-    return Dataset.from_dict(rows)
+
+def _list_array(offsets: Any, values: Any) -> Any:
+    import pyarrow as pa
+
+    return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), pa.array(values))
+
+
+def _bfd_chunk(table: Any, max_length: int) -> Any:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids, labels = table.column("input_ids").combine_chunks(), table.column("labels").combine_chunks()
+    lengths = pc.list_value_length(ids).to_numpy(zero_copy_only=False)
+    groups = [sorted(g) for g in bins(lengths.tolist(), max_length)]  # file order within a bin
+    order = pa.array([i for g in groups for i in g], type=pa.int64())
+    ids, labels, lens = pc.take(ids, order), pc.take(labels, order), lengths[order.to_numpy()]
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    flat_labels = pc.list_flatten(labels).to_numpy(zero_copy_only=False).copy()
+    flat_labels[starts[lens > 0]] = IGNORE  # in a flattened row it would be predicted from the previous example
+    positions = np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(starts, lens)
+    offsets = np.concatenate([[0], np.cumsum([int(lengths[g].sum()) for g in groups])])
+    return pa.table({"input_ids": _list_array(offsets, pc.list_flatten(ids)),
+                     "labels": _list_array(offsets, flat_labels), "position_ids": _list_array(offsets, positions)})
+
+
+def _wrapped_chunk(table: Any, max_length: int) -> Any:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = pc.list_flatten(table.column("input_ids").combine_chunks())
+    labels = pc.list_flatten(table.column("labels").combine_chunks())
+    n = len(ids) // max_length * max_length
+    offsets = np.arange(0, n + 1, max_length)
+    return pa.table({"input_ids": _list_array(offsets, ids[:n]), "attention_mask": _list_array(offsets, [1] * n),
+                     "labels": _list_array(offsets, labels[:n])})
+
+
+def _pack(ds: Any, chunk: Any, max_length: int) -> Any:
+    packed = ds.with_format("arrow").map(chunk, batched=True, batch_size=CHUNK, fn_kwargs={"max_length": max_length},
+                                         remove_columns=ds.column_names, desc=None)
+    return packed.with_format(None)
+
+
+def pack_bfd(ds: Any, max_length: int) -> Any:
+    """Whole examples in bins of at most max_length tokens (best-fit decreasing within chunks of CHUNK
+    examples); position ids restart per example and the first label of each example is -100."""
+    return _pack(ds, _bfd_chunk, max_length)
 
 
 def pack_wrapped(ds: Any, max_length: int) -> Any:
-    """Concatenate the examples and cut blocks of exactly max_length tokens (the tail that does not fill one
-    is left out)."""
-    from datasets import Dataset
-
-    stream: list[int] = []
-    labels: list[int] = []
-    for ids, lab in zip(ds["input_ids"], ds["labels"]):
-        stream.extend(ids)
-        labels.extend(lab)
-    blocks = range(0, len(stream) - max_length + 1, max_length)
-    return Dataset.from_dict({"input_ids": [stream[i:i + max_length] for i in blocks],
-                              "attention_mask": [[1] * max_length for _ in blocks],
-                              "labels": [labels[i:i + max_length] for i in blocks]})
+    """Concatenate the examples and cut blocks of exactly max_length tokens (within chunks of CHUNK examples;
+    the tail of a chunk that does not fill a block is left out)."""
+    return _pack(ds, _wrapped_chunk, max_length)
 
 
 class FlattenPacked:

@@ -62,6 +62,8 @@ class Encoder:
         probe = tokenizer("a")["input_ids"]
         self.bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None and probe[:1] == [
             tokenizer.bos_token_id] else []
+        self.generation = bool(self.template) and templates.has_generation(self.template[1]) and bool(
+            getattr(tokenizer, "is_fast", False))
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         out = {"input_ids": [], "attention_mask": [], "labels": [], "_bad": "", "_dropped": False, "_length": 0}
@@ -86,14 +88,11 @@ class Encoder:
             labels = list(ids)
         else:
             try:
-                pieces = templates.segments(self.tokenizer, self.template, example.turns, self.data["train_on_inputs"])
+                ids, labels = self._conversation(example.turns)
             except templates.TemplateError as e:
                 raise RunError(str(e), key="data.chat_template") from e
-            ids, labels = list(self.bos), [IGNORE] * len(self.bos)
-            for text, learned in pieces:
-                piece = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-                ids += piece
-                labels += piece if learned else [IGNORE] * len(piece)
+            if self.bos and ids[:1] != self.bos:  # the tokenizer starts sequences with BOS; the template did not
+                ids, labels = self.bos + ids, [IGNORE] + labels
             if self.eos is not None and self.eos not in ids[-2:]:
                 ids.append(self.eos)  # the EOS ends the completion and is learned: a model never shown it never stops
                 labels.append(self.eos)
@@ -102,6 +101,21 @@ class Encoder:
         out.update(input_ids=ids, attention_mask=[1] * len(ids), labels=labels, _length=length,
                    _dropped=all(x == IGNORE for x in labels))
         return out
+
+
+    def _conversation(self, turns: list[tuple[str, str]]) -> tuple[list[int], list[int]]:
+        """input_ids and labels of a rendered conversation: from the template's ``{% generation %}`` blocks
+        (the tokenizer's assistant mask) where it has them and the tokenizer is fast, else by prefix rendering."""
+        learn_all = self.data["train_on_inputs"]
+        if self.generation:
+            ids, mask = templates.assistant_mask(self.tokenizer, self.template, turns)
+            return ids, [i if m or learn_all else IGNORE for i, m in zip(ids, mask)]
+        ids, labels = [], []
+        for text, learned in templates.segments(self.tokenizer, self.template, turns, learn_all):
+            piece = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids += piece
+            labels += piece if learned else [IGNORE] * len(piece)
+        return ids, labels
 
 
 def eos_id(tokenizer: Any, eos_token: str | None) -> int | None:
@@ -120,34 +134,42 @@ def prepare(rows: Any, tokenizer: Any, data: dict[str, Any], task: str, sequence
             template: tuple[str, str] | None = None) -> Prepared:
     """Encode every row (``sequences``: the plan's batching mode, see runner.data.pack); bad rows are left out
     and listed (``check_bad_rows`` stops the run on them)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
     encoder = Encoder(tokenizer, data, task, template)
     extra = [c for c in rows.column_names if c != "_row"]
     encoded = rows.map(encoder, remove_columns=extra, desc=None, num_proc=data.get("dataset_num_proc"))
-    bad = encoded.filter(lambda r: bool(r["_bad"]))
-    kept = encoded.filter(lambda r: not r["_bad"] and not r["_dropped"])
-    lengths = sorted(n for n, why in zip(encoded["_length"], encoded["_bad"]) if not why)  # before truncation
-    stats = {"rows": len(rows), "bad_rows_skipped": len(bad),
-             "dropped_no_learned_tokens": len(encoded) - len(bad) - len(kept),
-             "truncated": sum(n > int(data["max_length"]) for n in lengths),
+    # the statistics from the Arrow columns (memory-mapped), never the rows as Python objects
+    table = encoded.with_format("arrow")[:]
+    is_bad = pc.not_equal(table["_bad"], "").to_numpy(zero_copy_only=False)
+    keep = ~is_bad & ~table["_dropped"].to_numpy(zero_copy_only=False)
+    lengths = np.sort(table["_length"].to_numpy(zero_copy_only=False)[~is_bad])  # before truncation
+    bad = [(table["_row"][int(i)].as_py(), table["_bad"][int(i)].as_py()) for i in np.flatnonzero(is_bad)]
+    stats = {"rows": len(rows), "bad_rows_skipped": len(bad), "dropped_no_learned_tokens": int((~is_bad).sum() -
+                                                                                                 keep.sum()),
+             "truncated": int((lengths > int(data["max_length"])).sum()),
              "length_p50": percentile(lengths, 50), "length_p95": percentile(lengths, 95),
-             "length_max": lengths[-1] if lengths else 0}
-    kept = kept.remove_columns(["_bad", "_dropped", "_row", "_length"])
-    unpacked = [len(x) for x in kept["input_ids"]]
+             "length_max": int(lengths[-1]) if len(lengths) else 0}
+    kept = encoded.select(np.flatnonzero(keep)).remove_columns(["_bad", "_dropped", "_row", "_length"])
+    unpacked = pc.list_value_length(kept.with_format("arrow")["input_ids"]).to_numpy(zero_copy_only=False).tolist()
     if sequences == "packed-bfd":
         kept = pack_bfd(kept, int(data["max_length"]))
     elif sequences == "packed-wrapped":
         kept = pack_wrapped(kept, int(data["max_length"]))
-    tokens = sum(len(x) for x in kept["input_ids"])
-    learned = tokens if task == "seq-cls" else sum(sum(1 for t in x if t != IGNORE) for x in kept["labels"])
+    columns = kept.with_format("arrow")[:]
+    tokens = int(pc.sum(pc.list_value_length(columns["input_ids"])).as_py() or 0)
+    learned = tokens if task == "seq-cls" else int(pc.sum(pc.not_equal(pc.list_flatten(columns["labels"]),
+                                                                          IGNORE)).as_py() or 0)
     stats.update(examples=len(kept), tokens=tokens, learned_tokens=learned)
-    return Prepared(kept, stats, [(r["_row"], r["_bad"]) for r in bad.select_columns(["_row", "_bad"])], unpacked)
+    return Prepared(kept, stats, bad, unpacked)
 
 
-def percentile(ordered: list[int], q: float) -> int:
-    """The nearest-rank percentile of an ascending list (0 for an empty one)."""
-    if not ordered:
+def percentile(ordered: Any, q: float) -> int:
+    """The nearest-rank percentile of an ascending sequence (0 for an empty one)."""
+    if not len(ordered):
         return 0
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+    return int(ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)])
 
 
 def padding_fraction(lengths: list[int], batch_size: int) -> float:

@@ -9,7 +9,10 @@ learned. A template for which that does not hold is an error naming it, never a 
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+GENERATION = re.compile(r"{%-?\s*generation\s*-?%}")
 
 SHIPPED = {
     "chatml": (
@@ -76,6 +79,27 @@ def segments(tokenizer: Any, template: tuple[str, str], turns: list[tuple[str, s
     if rest:
         out.append((rest, train_on_inputs))
     return [(text, learned) for text, learned in out if text]
+
+
+def has_generation(source: str) -> bool:
+    """Whether a template marks the assistant's tokens with ``{% generation %}`` blocks."""
+    return bool(GENERATION.search(source))
+
+
+def assistant_mask(tokenizer: Any, template: tuple[str, str],
+                   turns: list[tuple[str, str]]) -> tuple[list[int], list[int]]:
+    """input_ids and the template's assistant mask (1 inside ``{% generation %}`` blocks), from the tokenizer's
+    ``apply_chat_template(return_assistant_tokens_mask=True)``; a conversation with an assistant turn whose
+    mask is all 0 is an error naming the template."""
+    name, source = template
+    enc = tokenizer.apply_chat_template([{"role": r, "content": c} for r, c in turns], chat_template=source,
+                                        tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    ids, mask = list(enc["input_ids"]), list(enc["assistant_masks"])
+    if 1 not in mask:
+        raise TemplateError(f"chat template {name} has {{% generation %}} blocks but they mark no token of the "
+                            f"assistant turns; fix the template or set data.chat_template to one shipped with "
+                            f"loracfg (chatml, llama-3, mistral, alpaca)")
+    return ids, mask
 
 
 def prompt(tokenizer: Any, template: tuple[str, str], turns: list[tuple[str, str]]) -> str:

@@ -164,3 +164,50 @@ def test_dataset_num_proc_tokenizes_in_processes_to_the_same_examples(tmp_path):
     f = write_jsonl(tmp_path / "c.jsonl", [{"prompt": f"{i}+1?", "completion": str(i + 1)} for i in range(40)])
     one, two = encode(f, "completion").dataset, encode(f, "completion", dataset_num_proc=2).dataset
     assert one["input_ids"] == two["input_ids"] and one["labels"] == two["labels"] and len(one) == 40
+
+
+def fast_tokenizer(bos: bool = False):
+    """A byte-level BPE fast tokenizer built here (no download); with ``bos`` it starts every sequence with <s>."""
+    from tokenizers import ByteLevelBPETokenizer, processors
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(["What is 2 plus 2? 2 plus 2 is 4. Hello there, how are you?"] * 5, vocab_size=300,
+                            special_tokens=["<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"])
+    if bos:
+        bpe.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 0)])
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>",
+                                                pad_token="<pad>")
+
+
+GENERATION_CHATML = (
+    "{% for message in messages %}{% if message['role'] == 'assistant' %}{{ '<|im_start|>assistant\\n' }}"
+    "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}{% else %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+def test_generation_blocks_give_the_learned_tokens_with_a_fast_tokenizer(tmp_path):
+    f = write_jsonl(tmp_path / "m.jsonl", [{"messages": [
+        {"role": "user", "content": "What is 2 plus 2?"}, {"role": "assistant", "content": "4."},
+        {"role": "user", "content": "Hello?"}, {"role": "assistant", "content": "Hello there."}]}])
+    tok = fast_tokenizer()
+    tok.chat_template = GENERATION_CHATML
+    ex = encode(f, "messages", tok).dataset[0]
+    # exactly the generation blocks (not the newline after them), then the EOS the runner appends
+    assert learned_text(tok, ex) == "4.<|im_end|>Hello there.<|im_end|></s>"
+    assert masked_text(tok, ex).startswith("<|im_start|>user\nWhat is 2 plus 2?")
+    empty = GENERATION_CHATML.replace("{{ message['content'] + '<|im_end|>' }}{% endgeneration %}",
+                                      "{% endgeneration %}{{ message['content'] + '<|im_end|>' }}")
+    tok.chat_template = empty
+    with pytest.raises(RunError, match=r"chat template the tokenizer's own has \{% generation %\} blocks but they "
+                                       r"mark no token"):
+        encode(f, "messages", tok)
+
+
+def test_one_bos_whether_the_template_renders_it_or_not(tmp_path):
+    f = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "What is 2 plus 2?", "completion": "4."}])
+    tok = fast_tokenizer(bos=True)
+    assert tok("a")["input_ids"][0] == tok.bos_token_id
+    for name in ("llama-3", "chatml"):  # llama-3 renders {{ bos_token }}, chatml does not
+        ids = encode(f, "completion", tok, chat_template=name).dataset[0]["input_ids"]
+        assert ids[0] == tok.bos_token_id and ids[1] != tok.bos_token_id and ids.count(tok.bos_token_id) == 1, name
