@@ -109,12 +109,23 @@ def encoder(tokenizer):
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None and probe[:1] == [
         tokenizer.bos_token_id] else []
 
+    generation = bool(re.search(r"{%-?\s*generation\s*-?%}", template)) and tokenizer.is_fast
+
     def encode(row):
-        ids, labels = list(bos), [IGNORE] * len(bos)
-        for text, learned in segments(tokenizer, template, turns_of(row)):
-            piece = tokenizer(text, add_special_tokens=False)["input_ids"]
-            ids += piece
-            labels += piece if learned else [IGNORE] * len(piece)
+        turns = turns_of(row)
+        if generation:  # the template marks the assistant tokens itself: the tokenizer's assistant mask
+            enc = tokenizer.apply_chat_template([{"role": r, "content": c} for r, c in turns], chat_template=template,
+                                                tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+            ids = list(enc["input_ids"])
+            labels = [i if m or DATA["train_on_inputs"] else IGNORE for i, m in zip(ids, enc["assistant_masks"])]
+        else:
+            ids, labels = [], []
+            for text, learned in segments(tokenizer, template, turns):
+                piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+                ids += piece
+                labels += piece if learned else [IGNORE] * len(piece)
+        if bos and ids[:1] != bos:  # the tokenizer starts sequences with BOS; the template did not
+            ids, labels = bos + ids, [IGNORE] + labels
         if eos is not None and eos not in ids[-2:]:
             ids.append(eos)
             labels.append(eos)
@@ -318,6 +329,8 @@ def data_section(plan: dict[str, Any]) -> DataSection:
     stdlib = ["import bisect\n"] if collate == "packed-bfd" else []
     names = {"classification": ["DataCollatorWithPadding"], "padding-free": ["DataCollatorWithFlattening"],
              "packed-bfd": []}.get(collate, ["DataCollatorForSeq2Seq"])
+    if fmt in _TURNS:
+        stdlib.append("import re\n")
     if data["path"].startswith("builtin:"):
         stdlib += ["import random\n", "from typing import Any, Callable\n"]
         from runner.data import builtin

@@ -18,6 +18,7 @@ from compiler import plan as plan_module  # noqa: E402
 from compiler.pipeline import compile_run  # noqa: E402
 from runner.__main__ import main as runner_main  # noqa: E402
 from runner.data.builtin import _question  # noqa: E402
+from tests.local_tokenizers import save_fast_tokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -38,11 +39,14 @@ def messages_file(tmp_path: Path) -> list[str]:
             "data.content_field=value", "data.num_samples=200", "data.max_length=160"]
 
 
-@pytest.mark.parametrize("case", ["embedded-default", "messages-jsonl", "messages-jsonl-packed"])
+@pytest.mark.parametrize("case", ["embedded-default", "messages-jsonl", "messages-jsonl-packed",
+                                  "messages-jsonl-generation-template"])
 def test_ejected_script_trains_to_train_pys_eval_loss(tmp_path, case):
     keys = [] if case == "embedded-default" else messages_file(tmp_path)
     if case.endswith("packed"):
         keys += ["data.packing=true"]
+    if case.endswith("generation-template"):  # a fast tokenizer whose own template has {% generation %} blocks
+        keys += [f"model.tokenizer_name_or_path={save_fast_tokenizer(tmp_path / 'tokenizer')}"]
     overrides = [f"output_dir={tmp_path / 'out'}", *SHORT, *keys]
     script = tmp_path / "train_lora.py"
     r = subprocess.run([sys.executable, "-m", "compiler.cli", "compile", "--config-dir", str(CONF), "--emit", "python",

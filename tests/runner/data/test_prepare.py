@@ -17,6 +17,7 @@ from runner.data import templates  # noqa: E402
 from runner.data.prepare import IGNORE, check_bad_rows, prepare, split  # noqa: E402
 from runner.data.read import read_rows  # noqa: E402
 from runner.errors import RunError  # noqa: E402
+from tests.local_tokenizers import GENERATION_CHATML, fast_tokenizer  # noqa: E402
 
 CHATML_ANSWER = "<|im_start|>assistant\n"
 
@@ -164,26 +165,6 @@ def test_dataset_num_proc_tokenizes_in_processes_to_the_same_examples(tmp_path):
     f = write_jsonl(tmp_path / "c.jsonl", [{"prompt": f"{i}+1?", "completion": str(i + 1)} for i in range(40)])
     one, two = encode(f, "completion").dataset, encode(f, "completion", dataset_num_proc=2).dataset
     assert one["input_ids"] == two["input_ids"] and one["labels"] == two["labels"] and len(one) == 40
-
-
-def fast_tokenizer(bos: bool = False):
-    """A byte-level BPE fast tokenizer built here (no download); with ``bos`` it starts every sequence with <s>."""
-    from tokenizers import ByteLevelBPETokenizer, processors
-
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(["What is 2 plus 2? 2 plus 2 is 4. Hello there, how are you?"] * 5, vocab_size=300,
-                            special_tokens=["<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"])
-    if bos:
-        bpe.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 0)])
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>",
-                                                pad_token="<pad>")
-
-
-GENERATION_CHATML = (
-    "{% for message in messages %}{% if message['role'] == 'assistant' %}{{ '<|im_start|>assistant\\n' }}"
-    "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}{% else %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
 
 
 def test_generation_blocks_give_the_learned_tokens_with_a_fast_tokenizer(tmp_path):
