@@ -47,7 +47,9 @@ def main(cfg: DictConfig) -> float | None:
         hf.require_train_extra("train")
     except hf.MissingExtra as e:
         return fail(str(e))
-    compiled = compile_run(overrides, Path(__file__).resolve().parent / "conf", load_settings())
+    # Hydra composed cfg from these overrides already: it is linted as it is, not composed a second time
+    compiled = compile_run(overrides, Path(__file__).resolve().parent / "conf", load_settings(),
+                           composed=(cfg, dict(hc.runtime.choices)))
     if compiled.lint.diagnostics:
         print(report.render(compiled.lint, "text"), file=sys.stderr)
     if not compiled.ok:

@@ -212,6 +212,15 @@ class Composer:
             del cfg["hydra"]
         return self._finish(cfg, overrides, parsed, choices)
 
+    def adopt(self, cfg: DictConfig, overrides: Sequence[str], choices: dict[str, str]) -> tuple[Composition, list[Diagnostic]]:
+        """The composition a Hydra app already composed (``train.py``: its ``cfg`` and
+        ``HydraConfig.get().runtime.choices``), taken as it is rather than composed a second time."""
+        overrides = tuple(overrides)
+        parsed = [(self._parser.parse_override(text), col) for text, col in zip(overrides, self._columns(overrides))]
+        cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+        own = {g: str(o) for g, o in choices.items() if not g.startswith("hydra/") and o is not None}
+        return self._finish(cfg, overrides, parsed, own)
+
     def _finish(self, cfg: DictConfig, overrides: tuple[str, ...], parsed: list[tuple[Override, int]],
                 choices: dict[str, str]) -> tuple[Composition, list[Diagnostic]]:
         def provenance() -> tuple[dict[str, Location], Location]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from compiler import codes
 from compiler.compose import GROUPS, PRIMARY, Composer, Composition
@@ -50,6 +50,12 @@ def lint_composition(composer: Composer, overrides: Sequence[str] = ()) -> list[
 def check_composition(composer: Composer, overrides: Sequence[str] = ()) -> tuple[Composition | None, list[Diagnostic]]:
     """Compose, validate, run the rules. Rules only see schema-valid configs."""
     return _check(*composer.compose(overrides))
+
+
+def check_adopted(composer: Composer, cfg: Any, overrides: Sequence[str], choices: dict[str, str]
+                  ) -> tuple[Composition | None, list[Diagnostic]]:
+    """Validate and run the rules on a config a Hydra app composed already (``Composer.adopt``)."""
+    return _check(*composer.adopt(cfg, overrides, choices))
 
 
 def _check(comp: Composition | None, diags: list[Diagnostic]) -> tuple[Composition | None, list[Diagnostic]]:

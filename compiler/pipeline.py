@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from compiler import plan as plan_module
 from compiler.compose import Composer
-from compiler.lint import LintResult, check_composition, default_config_dir, finalize
+from compiler.lint import LintResult, check_adopted, check_composition, default_config_dir, finalize
 from compiler.settings import Settings
 
 
@@ -25,10 +25,12 @@ class Compiled:
 
 
 def compile_run(overrides: Sequence[str] = (), config_dir: Path | None = None, settings: Settings | None = None,
-                build_objects: bool = True) -> Compiled:
+                build_objects: bool = True, composed: tuple[Any, dict[str, str]] | None = None) -> Compiled:
     """Lint one composition; when it has no error, plan it for the installed versions and build the objects.
 
-    Needs the train extra (``compiler.hf.require_train_extra`` says so) for everything after lint.
+    ``composed``: (cfg, choices) that a Hydra app (train.py) already composed from these overrides; it is
+    linted as it is instead of being composed again. Needs the train extra
+    (``compiler.hf.require_train_extra`` says so) for everything after lint.
     """
     from compiler import hf
 
@@ -36,7 +38,10 @@ def compile_run(overrides: Sequence[str] = (), config_dir: Path | None = None, s
     root = config_dir or default_config_dir()
     result = LintResult(compositions=1)
     with Composer(root) as composer:
-        comp, diags = check_composition(composer, overrides)
+        if composed is not None:
+            comp, diags = check_adopted(composer, composed[0], overrides, composed[1])
+        else:
+            comp, diags = check_composition(composer, overrides)
         finalize(diags, settings, result)
         if comp is None or result.has_errors:
             return Compiled(result)

@@ -14,5 +14,8 @@ class LoracfgSearchPathPlugin(SearchPathPlugin):
         from compiler.resources import shipped_conf_dir
 
         shipped = f"file://{shipped_conf_dir()}"
-        if all(entry.path != shipped for entry in search_path.get_path()):
+        # an app's own config dir comes as a bare path ('/repo/conf'), other entries as 'file:///repo/conf':
+        # the checkout's conf/ is the shipped one, and looking it up twice doubled Hydra's file lookups
+        if all(entry.path.removeprefix("file://") != shipped.removeprefix("file://")
+               for entry in search_path.get_path()):
             search_path.append(provider="loracfg", path=shipped)

@@ -65,7 +65,22 @@ class Encoder:
         self.generation = bool(self.template) and templates.has_generation(self.template[1]) and bool(
             getattr(tokenizer, "is_fast", False))
 
-    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+    def batch(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        """``datasets.Dataset.map(batched=True)``: text rows go through the tokenizer in one call per batch."""
+        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+        texts: dict[int, list[int]] = {}
+        if self.format.NAME == "text" and self.task == "causal-lm":
+            good = {}
+            for i, row in enumerate(rows):
+                try:
+                    good[i] = self.format.convert(row, self.data).text
+                except BadRow:
+                    pass  # __call__ records it
+            texts = dict(zip(good, self.tokenizer(list(good.values()))["input_ids"])) if good else {}
+        outs = [self(row, texts.get(i)) for i, row in enumerate(rows)]
+        return {k: [o[k] for o in outs] for k in outs[0]} if outs else {}
+
+    def __call__(self, row: dict[str, Any], text_ids: list[int] | None = None) -> dict[str, Any]:
         out = {"input_ids": [], "attention_mask": [], "labels": [], "_bad": "", "_dropped": False, "_length": 0}
         if self.task == "seq-cls":
             out["labels"] = 0  # one class per row (a scalar, as the model and the accuracy metric take it)
@@ -82,7 +97,7 @@ class Encoder:
                        _length=max(full, len(enc["input_ids"])))
             return out
         if example.text is not None:  # text: learned whole, with the tokenizer's own special tokens
-            ids = self.tokenizer(example.text)["input_ids"]
+            ids = text_ids if text_ids is not None else self.tokenizer(example.text)["input_ids"]
             if self.eos is not None and ids[-1:] != [self.eos]:
                 ids = ids + [self.eos]
             labels = list(ids)
@@ -139,7 +154,8 @@ def prepare(rows: Any, tokenizer: Any, data: dict[str, Any], task: str, sequence
 
     encoder = Encoder(tokenizer, data, task, template)
     extra = [c for c in rows.column_names if c != "_row"]
-    encoded = rows.map(encoder, remove_columns=extra, desc=None, num_proc=data.get("dataset_num_proc"))
+    encoded = rows.map(encoder.batch, batched=True, remove_columns=extra, desc=None,
+                       num_proc=data.get("dataset_num_proc"))
     # the statistics from the Arrow columns (memory-mapped), never the rows as Python objects
     table = encoded.with_format("arrow")[:]
     is_bad = pc.not_equal(table["_bad"], "").to_numpy(zero_copy_only=False)
