@@ -109,7 +109,7 @@ def encoder(tokenizer):
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None and probe[:1] == [
         tokenizer.bos_token_id] else []
 
-    generation = bool(re.search(r"{%-?\s*generation\s*-?%}", template)) and tokenizer.is_fast
+    generation = bool(re.search(r"{%-?\\s*generation\\s*-?%}", template)) and tokenizer.is_fast
 
     def encode(row):
         turns = turns_of(row)
@@ -153,6 +153,21 @@ def encoder(tokenizer):
         enc = tokenizer(row[DATA["dataset_text_field"]], truncation=True, max_length=DATA["max_length"])
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
                 "labels": int(row[DATA["label_field"]]), "keep": True}
+    return encode
+'''
+
+_TOKEN_CLS = '''
+def encoder(tokenizer):
+    """words -> sub-tokens: the first sub-token of each word learns its tag, the others -100."""
+    def encode(row):
+        enc = tokenizer(row[DATA["tokens_field"]], is_split_into_words=True, truncation=True,
+                        max_length=DATA["max_length"])
+        labels, previous = [], None
+        for word in enc.word_ids():
+            labels.append(IGNORE if word is None or word == previous else row[DATA["tags_field"]][word])
+            previous = word
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels,
+                "keep": any(x != IGNORE for x in labels)}
     return encode
 '''
 
@@ -257,6 +272,15 @@ def pack(ds):
 def data_collator(tokenizer):
     return DataCollatorWithPadding(tokenizer)
 ''',
+    "token-cls": '''
+def pack(ds):
+    return ds
+
+
+def data_collator(tokenizer):
+    """Pads input_ids and labels (with -100) to the batch's longest row."""
+    return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE)
+''',
 }
 
 _BUILD = '''
@@ -273,10 +297,10 @@ def build_datasets(tokenizer):
 
 def train():
     """Prepare the data, build the model and Trainer, train, save the adapter; returns the final eval loss."""
-    set_seed(SEED)
     args, lora, bnb = build_objects()
     tokenizer = build_tokenizer()
     train_dataset, eval_dataset = build_datasets(tokenizer)
+    set_seed(SEED)  # a new head (num_labels) is initialised at random: seeded, as loracfg's runner does
     model = build_model(bnb, tokenizer)
     if SEQUENCES in ("packed-bfd", "padding-free"):
         model.config.use_cache = False  # else transformers ignores the position ids and examples attend across
@@ -322,13 +346,16 @@ def data_section(plan: dict[str, Any]) -> DataSection:
         parts += [_TURNS[fmt], _CHAT]
     elif fmt == "classification":
         parts.append(_CLASSIFICATION)
+    elif fmt == "token-cls":
+        parts.append(_TOKEN_CLS)
     else:
         parts.append(_TEXT)
-    collate = "classification" if task == "seq-cls" else mode
+    collate = {"seq-cls": "classification", "token-cls": "token-cls"}.get(task, mode)
     parts.append(_PACK[collate])
     stdlib = ["import bisect\n"] if collate == "packed-bfd" else []
     names = {"classification": ["DataCollatorWithPadding"], "padding-free": ["DataCollatorWithFlattening"],
-             "packed-bfd": []}.get(collate, ["DataCollatorForSeq2Seq"])
+             "token-cls": ["DataCollatorForTokenClassification"], "packed-bfd": []}.get(collate,
+                                                                                      ["DataCollatorForSeq2Seq"])
     if fmt in _TURNS:
         stdlib.append("import re\n")
     if data["path"].startswith("builtin:"):

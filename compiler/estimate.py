@@ -39,6 +39,7 @@ QUANT_BLOCK = 64          # bitsandbytes 4-bit block size (transformers' default
 NESTED_BLOCK = 256        # double quantization: one fp32 scale per 256 absmax values
 BNB_MIN_8BIT_SIZE = 4096  # bitsandbytes 8-bit optimizers keep smaller tensors in 32-bit
 SEQ_CLS_HEADS = ("score", "classifier")  # peft's SEQ_CLS_HEAD_NAMES, the order it checks them in
+CLS_TASKS = ("seq-cls", "token-cls")  # tasks whose head peft trains in full (modules_to_save)
 OUTPUT_HEADS = {"causal-lm": "lm_head", "seq2seq-lm": "lm_head"}
 # peft's default target_modules (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING) where none are given
 PEFT_DEFAULT_TARGETS = {
@@ -87,7 +88,8 @@ def target_names(cfg: Mapping[str, Any]) -> tuple[list[str], bool, str | None]:
         return [n for n in default if n in linear], True, None
     if isinstance(targets, str):
         if targets.lower() == "all-linear":
-            head = head_name(model) if model["task"] in OUTPUT_HEADS or model["task"] == "seq-cls" else None
+            # seq-cls: peft leaves the head out; token-cls: the plan spells all-linear out without it
+            head = head_name(model) if model["task"] in OUTPUT_HEADS or model["task"] in CLS_TASKS else None
             return [n for n in linear if n != head], True, None
         names = [n for n in linear if re.fullmatch(targets, n)]
         return names, False, "a regular expression in target_modules is matched against full module paths; " \
@@ -114,8 +116,8 @@ def count_parameters(cfg: Mapping[str, Any]) -> Parameters:
             if e["bias"]:
                 lora_bias += e["count"] * e["out_features"]
     save = list(lora.get("modules_to_save") or [])
-    if model["task"] == "seq-cls":
-        save += [h for h in SEQ_CLS_HEADS if h not in save]  # peft adds the classifier head for SEQ_CLS
+    if model["task"] in CLS_TASKS:
+        save += [h for h in SEQ_CLS_HEADS if h not in save]  # peft adds the head for SEQ_CLS and TOKEN_CLS
     # peft matches modules_to_save by the end of the module path, and wraps a copy that trains
     saved_names = {n for n in [*linear, *other] if n not in names and any(n.endswith(t) for t in save)}
     saved = sum(_linear_params({**e, "tied": False}) for n in saved_names & set(linear) for e in linear[n])

@@ -181,12 +181,12 @@ def _runnable_partner(composer: Composer, choice: tuple[str, ...], comp: Composi
     """An option file is linted with the defaults of the other groups, unless it cannot run with them at all:
     a seq-cls model option and the default text data, a classification data option and the default causal LM.
     Then it is linted with the first option of the other group it can run with (say 'data=tiny-sentiment')."""
-    from compiler.rules.data_format_mismatches_task import FORMATS_FOR_TASK, feeds
+    from compiler.rules.data_format_mismatches_task import feeds
 
     if comp is None or len(choice) != 1 or choice[0].split("=", 1)[0] not in ("model", "data"):
         return None
     task, fmt = comp.config["model"]["task"], comp.config["data"]["format"]
-    if task not in FORMATS_FOR_TASK or feeds(task, fmt):
+    if feeds(task, fmt):
         return None
     other = "data" if choice[0].startswith("model=") else "model"
     for option in composer.options(other):

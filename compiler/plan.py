@@ -22,9 +22,6 @@ AUTO_CLASSES = {
     "causal-lm": ("AutoModelForCausalLM", "CAUSAL_LM"),
     "seq-cls": ("AutoModelForSequenceClassification", "SEQ_CLS"),
     "token-cls": ("AutoModelForTokenClassification", "TOKEN_CLS"),
-    "seq2seq-lm": ("AutoModelForSeq2SeqLM", "SEQ_2_SEQ_LM"),
-    "question-ans": ("AutoModelForQuestionAnswering", "QUESTION_ANS"),
-    "feature-extraction": ("AutoModel", "FEATURE_EXTRACTION"),
 }
 
 # schedule keys that go to TrainingArguments as they are (same name), when set
@@ -101,7 +98,8 @@ class _Builder:
 # The data keys a conf/data option may leave out, with the value the runner then uses (the column names
 # of each format's usual files, loss on completions only). The plan carries them filled in.
 DATA_DEFAULTS: dict[str, Any] = {
-    "dataset_text_field": "text", "label_field": None, "prompt_field": "prompt", "completion_field": "completion",
+    "dataset_text_field": "text", "label_field": None, "tokens_field": "tokens", "tags_field": "ner_tags",
+    "prompt_field": "prompt", "completion_field": "completion",
     "instruction_field": "instruction", "input_field": "input", "output_field": "output",
     "messages_field": "messages", "role_field": "role", "content_field": "content", "role_map": {},
     "chat_template": "auto", "train_on_inputs": False, "eos_token": None, "truncation_mode": "keep_start",
@@ -221,6 +219,14 @@ def build(comp: Composition) -> dict[str, Any]:
     lora_kwargs: dict[str, Any] = {"task_type": task_type}
     b.take(lora_kwargs, "LoraConfig", lora, "lora", _LORA_KEYS)
     b.sources["LoraConfig.task_type"] = "model.task"
+    heads = {"classifier", "score"}
+    if model["task"] == "token-cls" and lora_kwargs.get("target_modules") == "all-linear" \
+            and model.get("linear_modules"):
+        lora_kwargs["target_modules"] = b.decide(
+            "LoraConfig.target_modules", sorted(set(model["linear_modules"]) - heads),
+            "all-linear -> every linear module but the classification head: peft leaves the head out of "
+            "all-linear only for SEQ_CLS; for TOKEN_CLS it adapts the head that modules_to_save trains in full "
+            "and get_peft_model fails ('modules_to_save cannot be applied to modules of type Linear')")
 
     bnb: dict[str, Any] | None = None
     if quantized:

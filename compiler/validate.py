@@ -137,6 +137,11 @@ def _diagnostics(error: ValidationError, comp: Composition) -> Iterable[Diagnost
         yield diag(codes.INVALID_VALUE, f"'{shown}' no longer takes {value}: it names the shape of the rows now "
                                         f"({shapes}); the file type comes from the path. For what {value} meant, "
                                         f"'{now}'", fix=f"{key}={now}")
+    elif kw == "enum" and str(error.instance) in error.schema.get("x-removed-values", {}):
+        why = error.schema["x-removed-values"][str(error.instance)]
+        shapes = ", ".join(map(_json, error.schema["enum"]))
+        yield diag(codes.INVALID_VALUE, f"'{shown}' no longer takes {value}: {why}. It takes {shapes}",
+                   fix=f"{key}={error.schema['enum'][0]}")
     elif kw in ("enum", "const", "oneOf", "anyOf"):
         allowed = error.schema.get("enum") or []
         close = suggest(str(error.instance), [str(a) for a in allowed])

@@ -195,6 +195,7 @@ def _load_model(plan: dict[str, Any], source: str, model_kwargs: dict[str, Any])
     if plan["model"]["from_config"]:
         kwargs.pop("num_labels", None)  # already in the saved config
     cls = getattr(transformers, plan["model"]["auto_class"])
+    transformers.set_seed(plan["config"]["seed"])  # a new head (num_labels) is initialised at random: seeded
     try:
         return cls.from_pretrained(source, **kwargs)
     except OSError as e:
@@ -206,7 +207,9 @@ def _accuracy(prediction: Any) -> dict[str, float]:
     import numpy as np
 
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    return {"accuracy": float((np.argmax(logits, axis=-1) == prediction.label_ids).mean())}
+    labels = prediction.label_ids
+    learned = labels != -100  # token-cls: the first sub-token of each word; seq-cls: every row
+    return {"accuracy": float((np.argmax(logits, axis=-1) == labels)[learned].mean())}
 
 
 def _prefixed(prefix: str, evaluation: dict[str, float]) -> dict[str, float]:
@@ -298,7 +301,7 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
     state: dict[str, Any] = {}
     trainer = Trainer(model=model, args=objects.training_arguments, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=collator, callbacks=_callbacks(state),
-                      compute_metrics=_accuracy if task == "seq-cls" else None,
+                      compute_metrics=_accuracy if task in ("seq-cls", "token-cls") else None,
                       **{plan["trainer"]["tokenizer_argument"]: tokenizer})
 
     resume = last_complete_checkpoint(run_dir)

@@ -9,14 +9,15 @@ from pathlib import Path
 def fast_tokenizer(bos: bool = False):
     """A byte-level BPE fast tokenizer built here (no download); with ``bos`` it starts every sequence with <s>."""
     import transformers
-    from tokenizers import ByteLevelBPETokenizer, processors
+    from tokenizers import ByteLevelBPETokenizer, Tokenizer, processors
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(["What is 2 plus 2? 2 plus 2 is 4. Hello there, how are you?"] * 5, vocab_size=300,
                             special_tokens=["<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"])
+    raw = Tokenizer.from_str(bpe.to_str())  # the tokenizers object itself (truncation, word_ids)
     if bos:
-        bpe.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 0)])
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>",
+        raw.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 0)])
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>",
                                                 pad_token="<pad>")
 
 

@@ -1,9 +1,8 @@
 """
 ## What it does
 Reports a `data.format` whose rows the model's `task` cannot be trained on: classification rows
-for a causal LM, text or conversations for a sequence classifier, classification rows without
-`data.label_field`, and tasks no data format feeds yet (token-cls, seq2seq-lm, question-ans,
-feature-extraction).
+for a causal LM, text or conversations for a sequence classifier, word/tag rows for anything but
+a token classifier, and classification rows without `data.label_field`.
 
 ## Why is this bad?
 The runner turns each row into the inputs and labels of the model's task. A sequence
@@ -33,7 +32,8 @@ NAME = "data-format-mismatches-task"
 SEVERITY = Severity.ERROR
 
 # model.task -> the data formats whose rows train it
-FORMATS_FOR_TASK = {"causal-lm": ("text", "completion", "alpaca", "messages"), "seq-cls": ("classification",)}
+FORMATS_FOR_TASK = {"causal-lm": ("text", "completion", "alpaca", "messages"), "seq-cls": ("classification",),
+                    "token-cls": ("token-cls",)}
 
 
 def feeds(task: str, fmt: str) -> bool:
@@ -42,11 +42,7 @@ def feeds(task: str, fmt: str) -> bool:
 
 def check(ctx: LintContext):
     task, fmt = ctx.get("model.task"), ctx.get("data.format")
-    if task not in FORMATS_FOR_TASK:
-        yield Finding("model.task", f"no data format trains task {task} yet (the runner feeds "
-                                    f"{' and '.join(FORMATS_FOR_TASK)} models); the model would load and its first "
-                                    f"batch fail", "model.task=causal-lm")
-    elif not feeds(task, fmt):
+    if not feeds(task, fmt):
         usable = FORMATS_FOR_TASK[task]
         yield Finding("data.format", f"data.format is {fmt} but model.task is {task}, which trains on "
                                      f"{', '.join(usable)} rows", f"data.format={usable[0]}")

@@ -71,5 +71,28 @@ def tiny_chat(n: int, seed: int = 0) -> list[Row]:
     return rows
 
 
+# tiny-tags' classes: 0 other, 1 subject, 2 verb, 3 object, 4 place (conll2003's column names)
+TAGS = ("O", "SUBJECT", "VERB", "OBJECT", "PLACE")
+
+
+def tiny_tags(n: int, seed: int = 0) -> list[Row]:
+    """Sentences of the tiny-patterns grammar as words, each word tagged with its part of the sentence."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        words: list[str] = []
+        tags: list[int] = []
+        parts = [(rng.choice(_SUBJECTS), 1), (rng.choice(_VERBS), 2), (rng.choice(_OBJECTS), 3)]
+        if rng.random() < 0.7:
+            parts.append((rng.choice(_PLACES), 4))
+        for phrase, tag in parts:
+            for word in phrase.split():
+                words.append(word)
+                tags.append(tag if word not in ("the", "a", "my", "our", "in", "at", "on", "by", "near", "under")
+                            else 0)
+        rows.append({"tokens": words + ["."], "ner_tags": tags + [0]})
+    return rows
+
+
 BUILTIN: dict[str, Callable[[int, int], list[Row]]] = {
-    "tiny-patterns": tiny_patterns, "tiny-sentiment": tiny_sentiment, "tiny-chat": tiny_chat}
+    "tiny-patterns": tiny_patterns, "tiny-sentiment": tiny_sentiment, "tiny-chat": tiny_chat, "tiny-tags": tiny_tags}

@@ -122,8 +122,11 @@ def prepare_model(model: Any, mode: str) -> None:
 
 def collator(mode: str, tokenizer: Any, task: str) -> Any:
     """The data collator for a plan's ``resolved.sequences`` mode."""
-    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening, DataCollatorWithPadding
+    from transformers import (DataCollatorForSeq2Seq, DataCollatorForTokenClassification,
+                              DataCollatorWithFlattening, DataCollatorWithPadding)
 
+    if task == "token-cls":  # pads the labels with -100 as well
+        return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE)
     if task != "causal-lm":
         return DataCollatorWithPadding(tokenizer)
     if mode == "packed-bfd":

@@ -90,6 +90,8 @@ class Encoder:
             out["_bad"] = str(e)
             return out
         max_length, mode = int(self.data["max_length"]), self.data["truncation_mode"]
+        if self.task == "token-cls":
+            return self._tagged(example, out, max_length)
         if self.task == "seq-cls":
             enc = self.tokenizer(example.text, truncation=True, max_length=max_length)
             full = len(self.tokenizer(example.text)["input_ids"]) if len(enc["input_ids"]) >= max_length else 0
@@ -117,6 +119,24 @@ class Encoder:
                    _dropped=all(x == IGNORE for x in labels))
         return out
 
+
+    def _tagged(self, example: Any, out: dict[str, Any], max_length: int) -> dict[str, Any]:
+        """Words -> sub-tokens: the first sub-token of each word learns its tag; the word's other sub-tokens
+        and the special tokens get -100 (the Hugging Face token-classification recipe)."""
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise RunError("format token-cls aligns tags to sub-tokens with a fast tokenizer's word_ids(); this "
+                           "tokenizer is a slow one: use a model whose tokenizer has a tokenizer.json",
+                           key="model.tokenizer_name_or_path")
+        enc = self.tokenizer(example.words, is_split_into_words=True, truncation=True, max_length=max_length)
+        full = len(self.tokenizer(example.words, is_split_into_words=True)["input_ids"]) \
+            if len(enc["input_ids"]) >= max_length else len(enc["input_ids"])
+        labels, previous = [], None
+        for word in enc.word_ids():
+            labels.append(IGNORE if word is None or word == previous else example.tags[word])
+            previous = word
+        out.update(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=labels, _length=full,
+                   _dropped=all(x == IGNORE for x in labels))
+        return out
 
     def _conversation(self, turns: list[tuple[str, str]]) -> tuple[list[int], list[int]]:
         """input_ids and labels of a rendered conversation: from the template's ``{% generation %}`` blocks

