@@ -40,8 +40,10 @@ def venv_python() -> Path:
         r = subprocess.run([str(python), "-m", "pip", "install", "-q", *reqs], capture_output=True, text=True,
                            timeout=1800)
         assert r.returncode == 0, r.stderr[-3000:]
-    r = subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", str(ROOT)], capture_output=True, text=True,
-                       timeout=600)
+    # datasets: the ejected script imports it (added after environments were first cached, so installed here),
+    # held to a release whose huggingface-hub transformers 4.x accepts (it refuses hub 1.0 and later)
+    r = subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", str(ROOT), "datasets>=3.0",
+                        "huggingface-hub>=0.34,<1.0"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return python
 
