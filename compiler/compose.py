@@ -8,6 +8,7 @@ keys by line and column, so later stages can point at the line that set a value.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from pathlib import Path
@@ -26,6 +27,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from compiler import codes
+from compiler import env_values  # noqa: F401 - registers the oc.env resolver that remembers what it read
+from compiler import hostile
 from compiler.diagnostics import COMMAND_LINE, Diagnostic, Location, display_path
 from compiler.resources import shipped_conf_dir
 from compiler.yamlpos import join, positions
@@ -36,7 +39,8 @@ PRIMARY = "config"
 
 
 _VARIANTS = "_loracfg_variants"
-_COMPOSE_ERRORS = (yaml.MarkedYAMLError, HydraException, OmegaConfBaseException, ValueError)
+# RecursionError: Hydra recurses without end on defaults lists that name each other (or themselves)
+_COMPOSE_ERRORS = (yaml.MarkedYAMLError, HydraException, OmegaConfBaseException, ValueError, RecursionError)
 
 
 def _has_package_header(path: Path) -> bool:
@@ -155,6 +159,7 @@ class Composer:
         self.search_dirs = [d for i, d in enumerate(dirs) if d not in dirs[:i]]
         self._parser = OverridesParser.create()
         self._ctx: Any = None
+        self._hostile: list[Diagnostic] = []
 
     def __enter__(self) -> "Composer":
         if not self.config_dir.is_dir():
@@ -165,7 +170,18 @@ class Composer:
         GlobalHydra.instance().clear()
         self._ctx = initialize_config_dir(config_dir=str(self.config_dir), version_base="1.3", job_name="loracfg")
         self._ctx.__enter__()
+        self._hostile = self._find_hostile()
         return self
+
+    def _find_hostile(self) -> list[Diagnostic]:
+        """C001 for each file of the config dir that would hang or crash the YAML loader (compiler.hostile)."""
+        found = []
+        for path in sorted(self.config_dir.rglob("*.y*ml")):
+            bad = hostile.check(path)
+            if bad:
+                line, col, what = bad
+                found.append(_diag(codes.MALFORMED_YAML, f"not loaded: {what}", Location.in_file(path, line, col)))
+        return found
 
     def __exit__(self, *exc: Any) -> None:
         self._ctx.__exit__(*exc)
@@ -189,6 +205,8 @@ class Composer:
     # -- composing -----------------------------------------------------------------------
     def compose(self, overrides: Sequence[str] = ()) -> tuple[Composition | None, list[Diagnostic]]:
         overrides = tuple(overrides)
+        if self._hostile:  # Hydra would read these files: nothing is composed until they are fixed
+            return None, [dataclasses.replace(d, composition=overrides) for d in self._hostile]
         cols = self._columns(overrides)
         parsed: list[tuple[Override, int]] = []
         diags: list[Diagnostic] = []
@@ -237,6 +255,8 @@ class Composer:
     def _compose_error(self, e: Exception, parsed: list[tuple[Override, int]], overrides: tuple[str, ...]) -> Diagnostic:
         if isinstance(e, yaml.MarkedYAMLError):
             return self._yaml_error(e, overrides)
+        if isinstance(e, RecursionError):
+            return self._defaults_cycle(overrides)
         if isinstance(e, MissingConfigException):
             return self._missing_config(e, parsed, overrides)
         if isinstance(e, ConfigCompositionException):
@@ -257,6 +277,8 @@ class Composer:
         all of them if the batched compose fails, are composed one by one instead.
         ``base`` is the default composition (None where it failed); its choices are the variants'.
         """
+        if self._hostile:
+            return [((f"{g}={o}",), *self.compose([f"{g}={o}"])) for g, o in options]
         results: dict[int, tuple[tuple[str, ...], Composition | None, list[Diagnostic]]] = {}
         batch = [] if base is None or self._primary_writes_groups() else \
             [i for i, (g, o) in enumerate(options) if self._plain_option(g, o)]
@@ -328,6 +350,67 @@ class Composer:
         return _diag(codes.MISSING_OPTION,
                      f"no option '{option}' in config group '{group}'. Available options in '{group}': {listing}",
                      loc, key=group, fix=fix, composition=overrides)
+
+    def _defaults_edges(self) -> dict[tuple[str, str], list[tuple[tuple[str, str], Path, int]]]:
+        """Which option each option file's defaults list names: (group, option) -> [(named, file, line)]."""
+        edges: dict[tuple[str, str], list[tuple[tuple[str, str], Path, int]]] = {}
+        for group in GROUPS:
+            for d in self.search_dirs:
+                for path in sorted((d / group).glob("*.yaml")) if (d / group).is_dir() else []:
+                    try:
+                        text = path.read_text(encoding="utf-8")
+                        doc = yaml.safe_load(text)
+                    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                        continue
+                    entries = doc.get("defaults") if isinstance(doc, dict) else None
+                    for entry in entries if isinstance(entries, list) else []:
+                        if isinstance(entry, str) and entry != "_self_":
+                            named = (group, entry.split("@")[0])
+                        elif isinstance(entry, dict) and len(entry) == 1 and isinstance(next(iter(entry.values())), str):
+                            key, value = next(iter(entry.items()))
+                            named = (str(key).removeprefix("override ").strip("/").split("@")[0], value)
+                        else:
+                            continue
+                        name = named[1]
+                        line = next((i for i, s in enumerate(text.splitlines(), 1)
+                                     if s.strip().startswith("-") and s.strip().rstrip().endswith(name)), 1)
+                        edges.setdefault((group, path.stem), []).append((named, path, line))
+        return edges
+
+    def _defaults_cycle(self, overrides: tuple[str, ...]) -> Diagnostic:
+        """The defaults lists that name each other, found in the files (Hydra only ran out of stack)."""
+        edges = self._defaults_edges()
+
+        chosen = [tuple(o.split("=", 1)) for o in overrides if o.split("=", 1)[0] in GROUPS and "=" in o]
+        for start in [*[c for c in chosen if c in edges], *edges]:  # the composition's own options first
+            cycle = self._find_cycle(edges, start)
+            if cycle:
+                names = " -> ".join(f"{g}/{o}" for g, o in [start, *[n for n, _, _ in cycle]])
+                _, file, line = cycle[0]
+                col = file.read_text(encoding="utf-8").splitlines()[line - 1].find(cycle[0][0][1]) + 1
+                return _diag(codes.COMPOSITION_FAILED,
+                             f"the defaults lists form a cycle: {names}; Hydra recurses without end composing it",
+                             Location.in_file(file, line, max(col, 1)), composition=overrides,
+                             fix=f"remove '{cycle[0][0][1]}' from the defaults list of {display_path(file)}")
+        return _diag(codes.COMPOSITION_FAILED, "Hydra recursed without end composing the config (a defaults list "
+                     "that names itself, directly or through others)", self._primary_location(),
+                     composition=overrides)
+
+    @staticmethod
+    def _find_cycle(edges: dict, start: tuple[str, str]) -> list | None:
+        """The edges of a path from ``start`` back to itself (depth-first), or None."""
+        stack = [(start, [])]
+        seen: set[tuple[str, str]] = set()
+        while stack:
+            node, path = stack.pop()
+            for named, file, line in edges.get(node, []):
+                step = [*path, (named, file, line)]
+                if named == start:
+                    return step
+                if named not in seen:
+                    seen.add(named)
+                    stack.append((named, step))
+        return None
 
     def _primary_location(self) -> Location:
         path = self.find_file(PRIMARY)

@@ -10,6 +10,7 @@ What gets composed:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Iterable, Sequence
 from compiler import codes
 from compiler.compose import GROUPS, PRIMARY, Composer, Composition
 from compiler.diagnostics import COMMAND_LINE, Diagnostic, Location, Severity
+from compiler.env_values import redact
 from compiler.resources import shipped_conf_dir
 from compiler.rules import RULES
 from compiler.rules._base import LintContext
@@ -201,6 +203,7 @@ def finalize(raw: Iterable[Diagnostic], settings: Settings, result: LintResult) 
     """Deduplicate, apply ``# noqa`` and ``[tool.loracfg]``, sort: what gets reported."""
     seen: set[tuple] = set()
     for d in raw:
+        d = dataclasses.replace(d, message=redact(d.message), fix=redact(d.fix))
         if d.dedupe_key in seen:
             continue
         seen.add(d.dedupe_key)

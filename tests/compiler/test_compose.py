@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,3 +176,43 @@ def test_each_option_when_the_primary_config_writes_into_a_group(tmp_path):
         base, _ = c.compose()
         assert [comp.config["lora"]["lora_dropout"] for _, comp, _ in c.compose_each_option([("lora", "r64")], base)] \
             == [0.2]
+
+
+@pytest.mark.parametrize("files, lint_args, where, cycle", [
+    ({"selfref": "defaults:\n  - selfref\n  - _self_\nr: 8\n"}, ["conf/lora/selfref.yaml"], "conf/lora/selfref.yaml:2:5",
+     "lora/selfref -> lora/selfref"),
+    ({"a": "defaults:\n  - b\n  - _self_\n", "b": "defaults:\n  - a\n  - _self_\n"}, ["lora=b"], "conf/lora/b.yaml:2:5",
+     "lora/b -> lora/a -> lora/b"),
+    ({"a": "defaults:\n  - b\n  - _self_\n", "b": "defaults:\n  - a\n  - _self_\n"}, ["--exit-zero", "lora=a"],
+     "conf/lora/a.yaml:2:5", "lora/a -> lora/b -> lora/a")])
+def test_defaults_lists_that_name_each_other_are_a_cycle_not_a_recursion_error(tmp_path, files, lint_args, where,
+                                                                               cycle):
+    (tmp_path / "conf" / "lora").mkdir(parents=True)
+    for name, text in files.items():
+        (tmp_path / "conf" / "lora" / f"{name}.yaml").write_text(text)
+    r = subprocess.run([sys.executable, "-m", "compiler.cli", "lint", *lint_args], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert "Traceback" not in r.stderr and "RecursionError" not in r.stdout + r.stderr, r.stderr[-2000:]
+    assert r.returncode == (0 if "--exit-zero" in lint_args else 1)
+    assert f"{where}: C007 [error] the defaults lists form a cycle: {cycle}" in r.stdout, r.stdout
+
+
+def _bomb() -> str:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, c in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{c}: &{c} [" + ",".join([f"*{prev}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("name, text, where, what", [
+    ("bomb", _bomb(), "conf/lora/bomb.yaml:9:4", "its aliases expand to 490,329,064 nodes (at most 100,000)"),
+    ("deep", "r: " + "[" * 20000 + "]" * 20000 + "\n", "conf/lora/deep.yaml:1:1", "the YAML is nested too deeply"),
+    ("huge", "r: 16\n" + "# padding\n" * 110_000, "conf/lora/huge.yaml:1:1", "the file is 1,100,006 bytes")])
+def test_hostile_yaml_is_refused_before_hydra_reads_it(tmp_path, name, text, where, what):
+    """Linting untrusted files never hangs: a 342-byte alias bomb ran for minutes before this check."""
+    (tmp_path / "conf" / "lora").mkdir(parents=True)
+    (tmp_path / "conf" / "lora" / f"{name}.yaml").write_text(text)
+    r = subprocess.run([sys.executable, "-m", "compiler.cli", "lint"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)  # a guard against the hang, not a speed assertion
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert f"{where}: C001 [error] not loaded: {what}" in r.stdout, r.stdout

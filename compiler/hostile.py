@@ -1,0 +1,66 @@
+"""Config files that would hang or crash the YAML loader, found before Hydra reads them.
+
+Pre-commit runs ``loracfg lint`` on untrusted pull requests. PyYAML shares aliased nodes, but
+OmegaConf expands them: a 342-byte "billion laughs" file (nine anchors of nine aliases each) made
+lint run for minutes. Every file of the config dir is checked once per Composer: larger than
+``MAX_BYTES``, nested deeper than the loader's recursion allows, or expanding to more than
+``MAX_NODES`` nodes is a C001 naming the file and line; the file is not composed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+MAX_BYTES = 1_000_000
+MAX_NODES = 100_000
+
+
+def _expanded(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes in the document once every alias is expanded (shared nodes counted once per use)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a node that contains itself (recursive alias) counts once
+    if isinstance(node, yaml.SequenceNode):
+        total = 1 + sum(_expanded(n, memo) for n in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total = 1 + sum(_expanded(k, memo) + _expanded(v, memo) for k, v in node.value)
+    else:
+        total = 1
+    memo[id(node)] = total
+    return total
+
+
+def check(path: Path) -> tuple[int, int, str] | None:
+    """(line, col, what is wrong) for a file the loader must not read, else None."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    if size > MAX_BYTES:
+        return 1, 1, f"the file is {size:,} bytes; a config file may be at most {MAX_BYTES:,}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # reported where it is read
+    if "&" not in text and text.count("[") + text.count("{") + text.count("- ") < 500:
+        return None  # no anchors and little nesting: nothing to expand or recurse on
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        return 1, 1, "the YAML is nested too deeply to load"
+    except yaml.YAMLError:
+        return None  # malformed YAML is reported by the compose (C001) with its own mark
+    if node is None:
+        return None
+    memo: dict[int, int] = {}
+    count = _expanded(node, memo)
+    if count > MAX_NODES:
+        # the top-level value that expands the most is where the bomb goes off
+        values = [v for _, v in node.value] if isinstance(node, yaml.MappingNode) else [node]
+        mark = max(values, key=lambda v: memo.get(id(v), 0)).start_mark
+        return mark.line + 1, mark.column + 1, (f"its aliases expand to {count:,} nodes (at most {MAX_NODES:,}): "
+                                                f"a YAML alias bomb; write the values out or use fewer aliases")
+    return None
+
