@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _lint(ns: argparse.Namespace) -> int:
+    from compiler.compose import GROUPS
     from compiler.lint import lint
 
     try:
@@ -92,6 +93,9 @@ def _lint(ns: argparse.Namespace) -> int:
     output = report.render(result, ns.output_format)
     if output:
         print(output)
+    for f in result.skipped:  # pre-commit passes every YAML file: say which were not linted, and why
+        print(f"loracfg lint: skipped {f}: not an option of a config group ({', '.join(GROUPS)}) nor a "
+              f"config.yaml", file=sys.stderr)
     return 1 if result.has_errors and not ns.exit_zero else 0
 
 
@@ -182,10 +186,17 @@ def _diff_side(arg: str, config_dir: Path | None) -> tuple[dict | None, str]:
     path = Path(arg)
     if path.suffix == ".json" and path.is_file():
         try:
-            return json.loads(path.read_text(encoding="utf-8")), str(path)
-        except json.JSONDecodeError as e:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             print(f"loracfg diff: {path} is not a plan (invalid JSON: {e})", file=sys.stderr)
             return None, arg
+        if not isinstance(value, dict) or "plan_version" not in value or "hash" not in value:
+            shape = f"a JSON {type(value).__name__}" + (" without plan_version and hash" if isinstance(value, dict)
+                                                         else "")
+            print(f"loracfg diff: {path} is not a plan ({shape}); write one with 'loracfg compile -o plan.json'",
+                  file=sys.stderr)
+            return None, arg
+        return value, str(path)
     result = compile_run(arg.split(), config_dir, load_settings(), build_objects=False)
     if not result.ok:
         print(report.render(result.lint, "text"), file=sys.stderr)
@@ -293,6 +304,11 @@ def _report(ns: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     ns = parser.parse_args(argv)
+    config_dir = getattr(ns, "config_dir", None)
+    if ns.command != "lint" and config_dir is not None and not Path(config_dir).is_dir():  # lint: a diagnostic
+        print(f"loracfg {ns.command}: --config-dir '{config_dir}' is not a directory; pass the folder that holds "
+              f"config.yaml and the group folders (model/, lora/, ...)", file=sys.stderr)
+        return 1
     if ns.command == "lint":
         return _lint(ns)
     if ns.command == "compile":

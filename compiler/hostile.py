@@ -1,14 +1,17 @@
-"""Config files that would hang or crash the YAML loader, found before Hydra reads them.
+"""Config files that would hang or crash the YAML loader, or that Hydra cannot load, found before Hydra
+reads them (a traceback or a message at the wrong file otherwise).
 
 Pre-commit runs ``loracfg lint`` on untrusted pull requests. PyYAML shares aliased nodes, but
 OmegaConf expands them: a 342-byte "billion laughs" file (nine anchors of nine aliases each) made
 lint run for minutes. Every file of the config dir is checked once per Composer: larger than
 ``MAX_BYTES``, nested deeper than the loader's recursion allows, or expanding to more than
-``MAX_NODES`` nodes is a C001 naming the file and line; the file is not composed.
+``MAX_NODES`` nodes, not UTF-8, or a document that is not a mapping (``42``, a list) is a C001 naming
+the file and line; nothing is composed until it is fixed.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -41,10 +44,16 @@ def check(path: Path) -> tuple[int, int, str] | None:
     if size > MAX_BYTES:
         return 1, 1, f"the file is {size:,} bytes; a config file may be at most {MAX_BYTES:,}"
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except OSError:
         return None  # reported where it is read
-    if "&" not in text and text.count("[") + text.count("{") + text.count("- ") < 500:
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        return line, col, f"the file is not UTF-8 (byte 0x{raw[e.start]:02x}); save it as UTF-8"
+    keyed = re.search(r"(?m)^[^\s#\-\[{][^\n]*:", text)  # a top-level 'key:' line: a mapping, as it must be
+    if keyed and "&" not in text and text.count("[") + text.count("{") + text.count("- ") < 500:
         return None  # no anchors and little nesting: nothing to expand or recurse on
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -54,6 +63,10 @@ def check(path: Path) -> tuple[int, int, str] | None:
         return None  # malformed YAML is reported by the compose (C001) with its own mark
     if node is None:
         return None
+    if not isinstance(node, yaml.MappingNode):
+        kind = "a list" if isinstance(node, yaml.SequenceNode) else f"the scalar {node.value!r}"
+        return node.start_mark.line + 1, node.start_mark.column + 1, (
+            f"the file holds {kind}, not a mapping of config keys")
     memo: dict[int, int] = {}
     count = _expanded(node, memo)
     if count > MAX_NODES:

@@ -35,6 +35,7 @@ class LintResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     compositions: int = 0
     suppressed: int = 0
+    skipped: list[str] = field(default_factory=list)  # files given that are no option of a run group
 
     def count(self, severity: Severity) -> int:
         return sum(d.severity == severity for d in self.diagnostics)
@@ -88,6 +89,7 @@ class _Plan:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     every_option: bool = False  # also each option file of the config dir, composed with the defaults
     files: set[tuple[str, ...]] = field(default_factory=set)  # runs that lint an option file (not user overrides)
+    skipped: list[str] = field(default_factory=list)  # files given that are no option of a run group
 
     def add(self, config_dir: Path, overrides: Iterable[str], from_file: bool = False) -> None:
         runs = self.by_dir.setdefault(config_dir.resolve(), [])
@@ -128,8 +130,9 @@ def plan(args: Sequence[str], config_dir: Path | None) -> _Plan:
                                             f"no such file: '{f}'", None, Location(COMMAND_LINE, 1, 1)))
             continue
         target = _file_target(path, config_dir)
-        if target is None:
-            continue  # not a run config file (e.g. conf/hydra/launcher/*.yaml): nothing of ours to lint
+        if target is None:  # not a run config file (e.g. conf/hydra/launcher/*.yaml): nothing of ours to lint
+            p.skipped.append(f)
+            continue
         root, choice = target
         p.add(root, [*overrides, choice] if choice else overrides, from_file=bool(choice) and not overrides)
     return p
@@ -149,7 +152,7 @@ def _noqa(diag: Diagnostic) -> bool:
 def lint(args: Sequence[str] = (), config_dir: Path | None = None, settings: Settings | None = None) -> LintResult:
     settings = settings or Settings()
     p = plan(args, config_dir)
-    result = LintResult()
+    result = LintResult(skipped=p.skipped)
     raw = list(p.diagnostics)
     for root, runs in p.by_dir.items():
         if not root.is_dir():

@@ -39,9 +39,15 @@ def find_pyproject(start: Path) -> Path | None:
         p = d / "pyproject.toml"
         if p.is_file():
             try:
-                if "loracfg" in tomllib.loads(p.read_text(encoding="utf-8")).get("tool", {}):
+                text = p.read_text(encoding="utf-8")
+                if "loracfg" in tomllib.loads(text).get("tool", {}):
                     return p
-            except (tomllib.TOMLDecodeError, OSError):
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+                if "tool.loracfg" in p.read_bytes().decode("utf-8", "replace"):  # ours, but unreadable: say so
+                    raise SettingsError(f"{p}: not valid TOML ({e}); loracfg reads its [tool.loracfg] table "
+                                        f"from this file") from e
+                continue
+            except OSError:
                 continue
     return None
 

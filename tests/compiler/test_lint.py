@@ -204,3 +204,48 @@ def test_lint_never_imports_the_training_stack():
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout[-500:] + r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name, content, where, what", [
+    ("scalar", b"42\n", "conf/lora/scalar.yaml:1:1", "the file holds the scalar '42', not a mapping of config keys"),
+    ("listed", b"- r: 16\n", "conf/lora/listed.yaml:1:1", "the file holds a list, not a mapping of config keys"),
+    ("latin", b"r: 16\nlora_alpha: \xff32\n", "conf/lora/latin.yaml:2:13", "the file is not UTF-8 (byte 0xff)")])
+def test_an_option_file_hydra_cannot_load_is_named_not_a_traceback(tmp_path, name, content, where, what):
+    (tmp_path / "conf" / "lora").mkdir(parents=True)
+    (tmp_path / "conf" / "lora" / f"{name}.yaml").write_bytes(content)
+    r = loracfg("lint", f"conf/lora/{name}.yaml", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert f"{where}: C001 [error] not loaded: {what}" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("command", [["estimate"], ["compile"], ["diff", "a", "b"], ["data"]])
+def test_a_config_dir_that_does_not_exist_is_one_message(tmp_path, command):
+    r = loracfg(*command, "--config-dir", str(tmp_path / "nope"), cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"loracfg {command[0]}: --config-dir '{tmp_path / 'nope'}' is not a directory" in r.stderr
+
+
+@pytest.mark.parametrize("content, shape", [("[1, 2]", "a JSON list"),
+                                            ('{"a": 1}', "a JSON dict without plan_version and hash")])
+def test_diff_refuses_json_that_is_not_a_plan(tmp_path, content, shape):
+    (tmp_path / "x.json").write_text(content)
+    r = loracfg("diff", "x.json", "x.json", cwd=tmp_path)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "no differences" not in r.stdout
+    assert f"loracfg diff: x.json is not a plan ({shape})" in r.stderr
+
+
+def test_a_broken_pyproject_with_our_table_is_an_error(tmp_path):
+    repo = _user_repo(tmp_path)
+    (repo / "pyproject.toml").write_text('[tool.loracfg\nignore = ["L006"]\n')
+    r = loracfg("lint", cwd=repo)
+    assert r.returncode == 1 and "pyproject.toml: not valid TOML (Expected ']'" in r.stderr
+    (repo / "pyproject.toml").write_text("[tool.other\n")  # not ours: ignored as before
+    assert "not valid TOML" not in loracfg("lint", cwd=repo).stderr
+
+
+def test_a_file_that_is_no_option_is_said_to_be_skipped(tmp_path):
+    repo = _user_repo(tmp_path)
+    (repo / "conf" / "other").mkdir()
+    (repo / "conf" / "other" / "x.yaml").write_text("a: 1\n")
+    r = loracfg("lint", "conf/other/x.yaml", cwd=repo)
+    assert r.returncode == 0 and "loracfg lint: skipped conf/other/x.yaml: not an option of a config group" in r.stderr
