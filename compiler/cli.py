@@ -133,6 +133,11 @@ def _compile(ns: argparse.Namespace) -> int:
     except (hf.MissingExtra, SettingsError) as e:
         print(f"loracfg: {e}", file=sys.stderr)
         return 1
+    out = ns.output or Path("train_lora.py" if ns.emit == "python" else "plan.json")
+    unwritable = _unwritable(out)
+    if unwritable:  # before the compile, not after it
+        print(f"loracfg compile: cannot write {out}: {unwritable}; pass -o a file path", file=sys.stderr)
+        return 1
     result = compile_run(ns.overrides, ns.config_dir, settings)
     if result.lint.diagnostics:
         print(report.render(result.lint, "text"), file=sys.stderr if result.ok else sys.stdout)
@@ -140,12 +145,21 @@ def _compile(ns: argparse.Namespace) -> int:
         print("loracfg compile: not compiled; fix the errors above.", file=sys.stderr)
         return 1
     plan = result.plan
-    out = ns.output or Path("train_lora.py" if ns.emit == "python" else "plan.json")
     text = hf.emit_python(plan) if ns.emit == "python" else plan_module.dumps(plan)
     print(summary(plan, result.notes))
     write_atomically(out, text)
     print(f"wrote {out} ({'standalone script' if ns.emit == 'python' else 'plan'} {plan['hash'][:19]})")
     return 0
+
+
+def _unwritable(out: Path) -> str | None:
+    """Why ``out`` cannot be written as a file (None if it can)."""
+    if out.is_dir():
+        return "it is a directory"
+    for parent in out.parents:
+        if parent.exists():
+            return None if parent.is_dir() else f"{parent} is a file, not a directory"
+    return None
 
 
 def summary(plan: dict, notes: list[str]) -> str:

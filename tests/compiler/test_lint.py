@@ -249,3 +249,15 @@ def test_a_file_that_is_no_option_is_said_to_be_skipped(tmp_path):
     (repo / "conf" / "other" / "x.yaml").write_text("a: 1\n")
     r = loracfg("lint", "conf/other/x.yaml", cwd=repo)
     assert r.returncode == 0 and "loracfg lint: skipped conf/other/x.yaml: not an option of a config group" in r.stderr
+
+
+@pytest.mark.parametrize("target, why", [("outdir", "it is a directory"),
+                                         ("afile/plan.json", "afile is a file, not a directory")])
+def test_compile_checks_its_output_path_before_compiling(tmp_path, target, why):
+    pytest.importorskip("transformers")
+    (tmp_path / "outdir").mkdir()
+    (tmp_path / "afile").write_text("")
+    r = loracfg("compile", "-o", target, cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"loracfg compile: cannot write {target}: {why}; pass -o a file path" in r.stderr
+    assert "method:" not in r.stdout  # refused before the compile
