@@ -51,7 +51,28 @@ def validate(comp: Composition) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
     for error in sorted(validator().iter_errors(comp.config), key=lambda e: list(map(str, e.absolute_path))):
         diags.extend(_diagnostics(error, comp))
+    for group in sorted(k for k in comp.config if isinstance(comp.config[k], dict)):
+        if f"{group}.schema.json" in schema_documents():
+            diags.extend(_fractional_counts(comp, comp.config[group], group_schema(group), group))
     return diags
+
+
+def _fractional_counts(comp: Composition, value: Any, schema: dict, key: str) -> Iterable[Diagnostic]:
+    """Counts written with a fraction (``8.0``). JSON Schema counts 8.0 as an integer, so the schema passes it,
+    but the plan would carry a float into torch and peft, which refuse it (DataLoader: 'batch_size should be
+    a positive integer value'; nn.Linear with r=16.0)."""
+    if isinstance(value, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            if name in value and isinstance(sub, dict):
+                yield from _fractional_counts(comp, value[name], sub, join(key, name))
+        return
+    types = schema.get("type")
+    if isinstance(value, float) and value.is_integer() and (types == "integer" or (isinstance(types, list) and
+                                                                                 "integer" in types)):
+        yield Diagnostic(codes.WRONG_TYPE.code, codes.WRONG_TYPE.severity,
+                         f"'{key}' must be an integer, got {value}: a count written with a fraction reaches torch "
+                         f"as a float, which it refuses", key, comp.locate(key), f"{key}={int(value)}",
+                         comp.overrides)
 
 
 def _key(path: Iterable[Any]) -> str:
