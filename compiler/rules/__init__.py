@@ -19,6 +19,7 @@ from compiler.rules import (
     effective_batch_size_out_of_range,
     evaluation_without_eval_split,
     fp16_and_bf16,
+    interval_longer_than_run,
     learning_rate_atypical_for_lora,
     learning_rate_out_of_range,
     load_best_model_strategy_mismatch,
@@ -59,6 +60,7 @@ _MODULES: tuple[ModuleType, ...] = (
     data_format_mismatches_task,
     packing_unsupported_for_format,
     evaluation_without_eval_split,
+    interval_longer_than_run,
 )
 
 
