@@ -31,6 +31,7 @@ from compiler.rules import (
     memory_exceeds_device,
     packing_unsupported_for_format,
     paged_optimizer_without_cuda,
+    scheduler_ignores_warmup,
     target_module_not_in_model,
     trust_remote_code,
     warmup_missing_or_too_long,
@@ -61,6 +62,7 @@ _MODULES: tuple[ModuleType, ...] = (
     packing_unsupported_for_format,
     evaluation_without_eval_split,
     interval_longer_than_run,
+    scheduler_ignores_warmup,
 )
 
 
