@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -159,7 +160,6 @@ class Composer:
         self.search_dirs = [d for i, d in enumerate(dirs) if d not in dirs[:i]]
         self._parser = OverridesParser.create()
         self._ctx: Any = None
-        self._hostile: list[Diagnostic] = []
 
     def __enter__(self) -> "Composer":
         if not self.config_dir.is_dir():
@@ -170,11 +170,12 @@ class Composer:
         GlobalHydra.instance().clear()
         self._ctx = initialize_config_dir(config_dir=str(self.config_dir), version_base="1.3", job_name="loracfg")
         self._ctx.__enter__()
-        self._hostile = self._find_hostile()
         return self
 
-    def _find_hostile(self) -> list[Diagnostic]:
-        """C001 for each file of the config dir that would hang or crash the YAML loader (compiler.hostile)."""
+    @cached_property
+    def _hostile(self) -> list[Diagnostic]:
+        """C001 for each file of the config dir that would hang or crash the YAML loader (compiler.hostile);
+        checked on the first compose, so ``adopt`` (train.py: Hydra has read the files already) never pays."""
         found = []
         for path in sorted(self.config_dir.rglob("*.y*ml")):
             bad = hostile.check(path)
@@ -373,7 +374,7 @@ class Composer:
                             continue
                         name = named[1]
                         line = next((i for i, s in enumerate(text.splitlines(), 1)
-                                     if s.strip().startswith("-") and s.strip().rstrip().endswith(name)), 1)
+                                     if s.strip().startswith("-") and s.strip().endswith(name)), 1)
                         edges.setdefault((group, path.stem), []).append((named, path, line))
         return edges
 

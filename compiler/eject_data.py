@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import pprint
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,6 +189,12 @@ def truncated(ids, labels):
             "keep": any(x != IGNORE for x in labels)}
 '''
 
+_NO_PACK = """
+def pack(ds):
+    return ds
+
+"""
+
 _PACK = {
     "packed-bfd": '''
 def pack(ds):
@@ -246,37 +253,21 @@ def pack(ds):
 def data_collator(tokenizer):
     return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE)
 ''',
-    "padding-free": '''
-def pack(ds):
-    return ds
-
-
+    "padding-free": _NO_PACK + '''
 def data_collator(tokenizer):
     """Each batch flattened into one row, position ids restarting per example (the KV cache is off)."""
     return DataCollatorWithFlattening(separator_id=IGNORE)
 ''',
-    "padded": '''
-def pack(ds):
-    return ds
-
-
+    "padded": _NO_PACK + '''
 def data_collator(tokenizer):
     """Each batch padded to its longest example; padding gets label -100, the EOS stays learned."""
     return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE)
 ''',
-    "classification": '''
-def pack(ds):
-    return ds
-
-
+    "classification": _NO_PACK + '''
 def data_collator(tokenizer):
     return DataCollatorWithPadding(tokenizer)
 ''',
-    "token-cls": '''
-def pack(ds):
-    return ds
-
-
+    "token-cls": _NO_PACK + '''
 def data_collator(tokenizer):
     """Pads input_ids and labels (with -100) to the batch's longest row."""
     return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE)
@@ -352,14 +343,7 @@ def data_section(plan: dict[str, Any]) -> DataSection:
         parts.append(_TEXT)
     collate = {"seq-cls": "classification", "token-cls": "token-cls"}.get(task, mode)
     parts.append(_PACK[collate])
-    stdlib = ["import bisect\n"] if collate == "packed-bfd" else []
-    names = {"classification": ["DataCollatorWithPadding"], "padding-free": ["DataCollatorWithFlattening"],
-             "token-cls": ["DataCollatorForTokenClassification"], "packed-bfd": []}.get(collate,
-                                                                                      ["DataCollatorForSeq2Seq"])
-    if fmt in _TURNS:
-        stdlib.append("import re\n")
     if data["path"].startswith("builtin:"):
-        stdlib += ["import random\n", "from typing import Any, Callable\n"]
         from runner.data import builtin
 
         source = "\n".join(line for line in inspect.getsource(builtin).split('"""', 2)[2].splitlines()
@@ -367,4 +351,10 @@ def data_section(plan: dict[str, Any]) -> DataSection:
         parts.insert(0, "\n# builtin:* rows, generated as loracfg generates them (seeded, no download)\n" + source)
     parts.append(_BUILD.replace("{tokenizer_argument}", plan["trainer"]["tokenizer_argument"]))
     code = "\n".join(head) + "\n\n\n" + "\n\n\n".join(p.strip("\n") for p in parts) + "\n\n"
+    # the imports the emitted code uses, read off it (so they cannot disagree with it)
+    stdlib = [line for module, line in (("bisect.", "import bisect\n"), ("re.", "import re\n"),
+                                        ("random.", "import random\n"),
+                                        ("Callable[", "from typing import Any, Callable\n"))
+              if re.search(rf"(?<![\w.]){re.escape(module)}", code)]
+    names = sorted(set(re.findall(r"\b(DataCollator\w+)\(", code)))
     return DataSection(code, stdlib, names)
