@@ -7,6 +7,10 @@ run, interleaved so that machine noise hits all of them alike; medians are compa
 
 Targets (issue #3): `loracfg lint` of the default composition no slower than check-jsonschema
 validating one conf file (ratio <= 1.0), and the whole conf/ under 2x that.
+
+The size sweep (issue #13): a copy of conf/ with 20, 100, 200 and 400 option files in one group
+(`lora/gen-NNN.yaml`, each extending r16 with its own rank), linted whole; the target is linear
+growth at <= 20 ms per option file. check-jsonschema validating the same files is the peer.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,6 +38,8 @@ def _tool(name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--sweep", type=int, nargs="*", default=[20, 100, 200, 400],
+                        help="option-file counts of the size sweep (none: skip it)")
     args = parser.parse_args()
     commands = {
         "check-jsonschema, one file (conf/lora/r16.yaml)":
@@ -48,6 +55,34 @@ def main() -> None:
         print(f"{name:55s} {med[name] * 1000:7.0f}ms {min(v) * 1000:7.0f}ms {max(v) * 1000:7.0f}ms")
     print(f"\nratio default composition / check-jsonschema one file: {one / peer:.2f}   (target <= 1.0)")
     print(f"ratio whole conf/          / check-jsonschema one file: {whole / peer:.2f}   (target <  2.0)")
+    if args.sweep:
+        sweep(args.sweep, max(1, args.repeats // 5))
+
+
+def _generated_conf(where: Path, n: int) -> Path:
+    conf = where / f"conf-{n}"
+    shutil.copytree(ROOT / "conf", conf)
+    for i in range(n):
+        (conf / "lora" / f"gen-{i:03d}.yaml").write_text(
+            f"# yaml-language-server: $schema=../../schemas/lora.schema.json\n"
+            f"defaults:\n  - r16\n  - _self_\n\nr: {8 + i % 57}\nlora_alpha: {2 * (8 + i % 57)}\n")
+    return conf
+
+
+def sweep(sizes: list[int], repeats: int) -> None:
+    print(f"\nsize sweep: `loracfg lint` of a conf/ with N generated lora options (n={repeats})")
+    print(f"{'N':>5s} {'loracfg':>10s} {'per file':>10s} {'check-jsonschema':>17s} {'ratio':>6s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            conf = _generated_conf(Path(tmp), n)
+            files = sorted(str(p) for p in (conf / "lora").glob("gen-*.yaml"))
+            times = time_commands({
+                "loracfg": [_tool("loracfg"), "lint", "--config-dir", str(conf)],
+                "check-jsonschema": [_tool("check-jsonschema"), "--schemafile", str(ROOT / "schemas/lora.schema.json"),
+                                     *files]}, repeats, ROOT)
+            med = medians(times)
+            print(f"{n:5d} {med['loracfg'] * 1000:8.0f}ms {med['loracfg'] * 1000 / n:8.1f}ms "
+                  f"{med['check-jsonschema'] * 1000:15.0f}ms {med['loracfg'] / med['check-jsonschema']:6.2f}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ diagnostics; ``emit_python`` writes a standalone script that builds the same obj
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import platform
@@ -38,19 +39,26 @@ def require_train_extra(command: str) -> None:
                            f"(missing: {', '.join(missing)}). Install it with: pip install 'loracfg[train]'")
 
 
-def installed_versions() -> dict[str, str | None]:
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str | None], ...]:
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in VERSIONED:
         try:
             out[name] = version(name)
         except PackageNotFoundError:
             out[name] = None
-    return out
+    return tuple(out.items())
 
 
-def _params(fn: Callable) -> set[str]:
-    return {n for n, p in inspect.signature(fn).parameters.items()
-            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+def installed_versions() -> dict[str, str | None]:
+    """Python's and the versioned packages' versions (read once per process: metadata lookups are slow)."""
+    return dict(_versions())
+
+
+@functools.lru_cache(maxsize=None)
+def _params(fn: Callable) -> frozenset[str]:
+    return frozenset(n for n, p in inspect.signature(fn).parameters.items()
+                     if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
 
 
 @dataclass

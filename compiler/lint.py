@@ -184,20 +184,22 @@ def lint(args: Sequence[str] = (), config_dir: Path | None = None, settings: Set
 
 def _runnable_partner(composer: Composer, choice: tuple[str, ...], comp: Composition | None) -> str | None:
     """An option file is linted with the defaults of the other groups, unless it cannot run with them at all:
-    a seq-cls model option and the default text data, a classification data option and the default causal LM.
-    Then it is linted with the first option of the other group it can run with (say 'data=tiny-sentiment')."""
+    a seq-cls model option and the default text data, a classification data option and the default causal LM,
+    an 8-bit quant option and CPU hardware. Then it is linted with the first option of the other group it can
+    run with (say 'data=tiny-sentiment', 'hardware=a100-40g')."""
     from compiler.rules.data_format_mismatches_task import feeds
 
-    if comp is None or len(choice) != 1 or choice[0].split("=", 1)[0] not in ("model", "data"):
+    def runs(cfg: dict) -> bool:
+        eight_bit_off_cuda = cfg["quant"].get("load_in_8bit") and cfg["hardware"]["accelerator"] != "cuda"
+        return feeds(cfg["model"]["task"], cfg["data"]["format"]) and not eight_bit_off_cuda
+
+    group = choice[0].split("=", 1)[0] if len(choice) == 1 else None
+    if comp is None or group not in ("model", "data", "quant") or runs(comp.config):
         return None
-    task, fmt = comp.config["model"]["task"], comp.config["data"]["format"]
-    if feeds(task, fmt):
-        return None
-    other = "data" if choice[0].startswith("model=") else "model"
+    other = {"model": "data", "data": "model", "quant": "hardware"}[group]
     for option in composer.options(other):
         candidate, diags = composer.compose([*choice, f"{other}={option}"])
-        if candidate is not None and not diags and feeds(candidate.config["model"]["task"],
-                                                         candidate.config["data"]["format"]):
+        if candidate is not None and not diags and runs(candidate.config):
             return f"{other}={option}"
     return None
 

@@ -46,10 +46,13 @@ def loracfg_version() -> str:
 
 
 def resolve_precision(cfg: Mapping[str, Any]) -> tuple[bool, bool]:
-    """(bf16, fp16) of TrainingArguments: ``auto`` picks bf16 on CUDA that has it, else fp16 on CUDA."""
+    """(bf16, fp16) of TrainingArguments: ``auto`` picks bf16 on CUDA that has it, else fp16 on CUDA; an
+    ``auto`` beside the other format set true stays off (transformers refuses both on)."""
     sched, hw = cfg["schedule"], cfg["hardware"]
     cuda = hw["accelerator"] == "cuda"
     bf16, fp16 = sched["bf16"], sched["fp16"]
+    if bf16 == "auto" and fp16 is True:
+        bf16 = False
     if bf16 == "auto":
         bf16 = bool(cuda and hw["supports_bf16"])
     if fp16 == "auto":
@@ -149,6 +152,7 @@ def build(comp: Composition) -> dict[str, Any]:
     if sched["bf16"] == "auto":
         b.decide("TrainingArguments.bf16", bf16,
                  "bf16: auto -> on: the hardware computes in bfloat16" if bf16 else
+                 "bf16: auto -> off: fp16 is set true" if sched["fp16"] is True else
                  f"bf16: auto -> off: {'no CUDA (CPU autocast to bf16 is slower than fp32 for LoRA)' if not cuda else 'the hardware has no bfloat16'}")
     if sched["fp16"] == "auto":
         b.decide("TrainingArguments.fp16", fp16,
@@ -232,6 +236,8 @@ def build(comp: Composition) -> dict[str, Any]:
     if quantized:
         bnb = {}
         b.take(bnb, "BitsAndBytesConfig", quant, "quant", _BNB_KEYS)
+        if "llm_int8_threshold" in bnb:  # BitsAndBytesConfig refuses an int ("must be a float")
+            bnb["llm_int8_threshold"] = float(bnb["llm_int8_threshold"])
 
     plan: dict[str, Any] = {
         "plan_version": PLAN_VERSION,

@@ -12,6 +12,7 @@ from types import ModuleType
 
 from compiler.codes import CHECKS, Code
 from compiler.rules import (
+    adapter_scope_not_in_model,
     bf16_without_hardware_support,
     bitsandbytes_without_cuda,
     data_format_mismatches_task,
@@ -19,18 +20,22 @@ from compiler.rules import (
     effective_batch_size_out_of_range,
     evaluation_without_eval_split,
     fp16_and_bf16,
+    fractional_interval_above_one,
     interval_longer_than_run,
     learning_rate_atypical_for_lora,
     learning_rate_out_of_range,
     load_best_model_strategy_mismatch,
     lora_dropout_too_high,
+    lora_init_unsupported,
     lora_rank_too_high,
     lora_scaling_out_of_range,
     max_length_exceeds_model,
     max_steps_overrides_epochs,
     memory_exceeds_device,
+    optimizer_cannot_run,
     packing_unsupported_for_format,
     paged_optimizer_without_cuda,
+    scheduler_arguments_mismatch,
     scheduler_ignores_warmup,
     target_module_not_in_model,
     trust_remote_code,
@@ -63,6 +68,11 @@ _MODULES: tuple[ModuleType, ...] = (
     evaluation_without_eval_split,
     interval_longer_than_run,
     scheduler_ignores_warmup,
+    fractional_interval_above_one,
+    scheduler_arguments_mismatch,
+    optimizer_cannot_run,
+    lora_init_unsupported,
+    adapter_scope_not_in_model,
 )
 
 

@@ -8,7 +8,9 @@ optimizer (`adamw_8bit`, `adamw_bnb_8bit`, `lion_8bit`, ...). Paged optimizers a
 bitsandbytes has a CPU path (0.48 and later), so this runs, but its kernels there are
 unoptimised: 4-bit matmuls on the CPU are many times slower than the 16-bit ones they
 replace, and quantizing saves memory that a CPU run rarely lacks. It is right for testing a
-QLoRA config on a laptop, not for a real run.
+QLoRA config on a laptop, not for a real run. 8-bit (LLM.int8) training does not run there at
+all: its backward pass needs the int8 state that only the CUDA kernels keep (bitsandbytes 0.50
+raises `'Parameter' object has no attribute 'CB'` at the first step), so that one is an error.
 
 ## Example
 ```yaml
@@ -37,10 +39,14 @@ def check(ctx: LintContext):
     accel = ctx.get("hardware.accelerator")
     if accel == "cuda":
         return
-    for key, what in (("quant.load_in_4bit", "4-bit"), ("quant.load_in_8bit", "8-bit")):
-        if ctx.get(key):
-            yield Finding(key, f"{what} bitsandbytes quantization on '{accel}' runs bitsandbytes' slow CPU path; "
-                               f"fine for testing a config, slow for training", "quant=none")
+    if ctx.get("quant.load_in_4bit"):
+        yield Finding("quant.load_in_4bit", f"4-bit bitsandbytes quantization on '{accel}' runs bitsandbytes' slow "
+                                            f"CPU path; fine for testing a config, slow for training", "quant=none")
+    if ctx.get("quant.load_in_8bit"):
+        yield Finding("quant.load_in_8bit", f"8-bit bitsandbytes quantization does not train on '{accel}': the "
+                                            f"backward pass needs CUDA's int8 state and fails at the first step "
+                                            f"('Parameter' object has no attribute 'CB'); 4-bit runs there",
+                      "quant=nf4", Severity.ERROR)
     optim = ctx.get("schedule.optim")
     if not optim.startswith("paged_") and any(tag in optim for tag in BNB_OPTIMIZERS):
         yield Finding("schedule.optim", f"optim {optim} is a bitsandbytes optimizer; on '{accel}' it runs "

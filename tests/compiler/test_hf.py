@@ -87,6 +87,8 @@ PARTNER = {"seq-cls": ("model=minilm-l6", "data=tiny-sentiment"), "token-cls": (
 def _runnable(override: str) -> list[str]:
     """The option with the defaults, or with a partner where the defaults cannot run it (as loracfg lint does)."""
     cfg = _composed([override])
+    if cfg["quant"]["load_in_8bit"]:  # LLM.int8 trains on CUDA only (L011)
+        return [override, "hardware=a10g"]
     if cfg["data"]["format"] in TRAINS_ON[cfg["model"]["task"]]:
         return [override]
     if override.startswith("model="):
@@ -148,6 +150,8 @@ def test_pairwise_combinations_compile_or_are_refused_by_lint(row):
     refused = {"L009"} if row["hardware"] in ("t4", "v100") and row["quant"] == "nf4" else set()  # bf16 on old GPUs
     if cfg["data"]["format"] not in TRAINS_ON[cfg["model"]["task"]]:
         refused.add("L020")  # a seq-cls model with text or chat rows, a causal LM with classification rows
+    if cfg["quant"]["load_in_8bit"] and cfg["hardware"]["accelerator"] != "cuda":
+        refused.add("L011")  # LLM.int8 does not train on the CPU
     if refused:
         assert errors == refused and not compiled.ok
         return
