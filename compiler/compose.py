@@ -40,6 +40,9 @@ PRIMARY = "config"
 
 
 _VARIANTS = "_loracfg_variants"
+# Options per batched Hydra compose: Hydra's defaults-list work grows with the square of the overrides of one
+# compose (each added child rebuilds the interpolation map of all of them), so batches stay this small.
+_BATCH = 40
 # RecursionError: Hydra recurses without end on defaults lists that name each other (or themselves)
 _COMPOSE_ERRORS = (yaml.MarkedYAMLError, HydraException, OmegaConfBaseException, ValueError, RecursionError)
 
@@ -283,16 +286,17 @@ class Composer:
         results: dict[int, tuple[tuple[str, ...], Composition | None, list[Diagnostic]]] = {}
         batch = [] if base is None or self._primary_writes_groups() else \
             [i for i, (g, o) in enumerate(options) if self._plain_option(g, o)]
-        if batch:
-            extra = [f"+{options[i][0]}@{_VARIANTS}.v{i}={options[i][1]}" for i in batch]
+        for start in range(0, len(batch), _BATCH):
+            chunk = batch[start:start + _BATCH]
+            extra = [f"+{options[i][0]}@{_VARIANTS}.v{i}={options[i][1]}" for i in chunk]
             try:
                 cfg = hydra_compose(PRIMARY, overrides=extra)
             except _COMPOSE_ERRORS:
-                batch = []
+                continue  # composed one by one below
             else:
                 with open_dict(cfg):
                     variants = cfg.pop(_VARIANTS)
-                    for i in batch:
+                    for i in chunk:
                         group, option = options[i]
                         overrides = (f"{group}={option}",)
                         default_node = cfg[group]

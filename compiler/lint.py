@@ -161,32 +161,60 @@ def lint(args: Sequence[str] = (), config_dir: Path | None = None, settings: Set
             continue
         with Composer(root) as composer:
             default: Composition | None = None
+            # many option files given (pre-commit --all-files): composed in batches, as lint of every option is
+            files = [r for r in runs if r in p.files]
+            batched = _each_option(composer, [tuple(r[0].split("=", 1)) for r in files]) \
+                if len(files) >= _BATCH_FROM else {}
+            known = _known(batched.values())
             for overrides in runs:
                 result.compositions += 1
-                comp, diags = composer.compose(overrides)
+                comp, diags = batched[overrides] if overrides in batched else composer.compose(overrides)
                 if not overrides and not diags:
                     default = comp
-                partner = _runnable_partner(composer, overrides, comp) if overrides in p.files and not diags else None
-                if partner:
-                    comp, diags = composer.compose([*overrides, partner])
+                if overrides in p.files and not diags:
+                    comp, diags = _runnable(composer, overrides, comp, diags, known)
                 raw.extend(_check(comp, diags)[1])
             if p.every_option:
                 chosen = default.choices if default else {}
                 options = [(g, o) for g in GROUPS for o in composer.options(g, own_only=True) if chosen.get(g) != o]
-                for choice, comp, diags in composer.compose_each_option(options, default):
+                each = _each_option(composer, options, default)
+                # each option's own node, as composed with the defaults: what a partner search reads first
+                known = {(g, chosen[g]): default.config[g] for g in GROUPS if g in chosen} if default else {}
+                known.update(_known(each.values()))
+                for choice, (comp, diags) in each.items():
                     result.compositions += 1
-                    partner = _runnable_partner(composer, choice, comp) if not diags else None
-                    if partner:
-                        comp, diags = composer.compose([*choice, partner])
+                    if not diags:
+                        comp, diags = _runnable(composer, choice, comp, diags, known)
                     raw.extend(_check(comp, diags)[1])
     return finalize(raw, settings, result)
 
 
-def _runnable_partner(composer: Composer, choice: tuple[str, ...], comp: Composition | None) -> str | None:
+# From this many option files given, they are composed in batches (one default compose first, then
+# Composer.compose_each_option); one or a few, as pre-commit passes after an edit, are composed each alone.
+_BATCH_FROM = 4
+
+
+def _each_option(composer: Composer, options: Sequence[tuple[str, str]], default: Composition | None = None
+                 ) -> dict[tuple[str, ...], tuple[Composition | None, list[Diagnostic]]]:
+    if default is None and options:
+        default, diags = composer.compose(())
+        default = None if diags else default
+    return {choice: (comp, diags) for choice, comp, diags in composer.compose_each_option(options, default)}
+
+
+def _known(composed: Iterable[tuple[Composition | None, list[Diagnostic]]]) -> dict[tuple[str, str], Any]:
+    """(group, option) -> the option's node, of compositions of one option each with the defaults."""
+    return {(g, comp.choices[g]): comp.config[g] for comp, diags in composed if comp is not None and not diags
+            for g in [comp.overrides[0].split("=", 1)[0]]}
+
+
+def _runnable(composer: Composer, choice: tuple[str, ...], comp: Composition | None, diags: list[Diagnostic],
+              known: dict[tuple[str, str], Any] | None = None) -> tuple[Composition | None, list[Diagnostic]]:
     """An option file is linted with the defaults of the other groups, unless it cannot run with them at all:
     a seq-cls model option and the default text data, a classification data option and the default causal LM,
     an 8-bit quant option and CPU hardware. Then it is linted with the first option of the other group it can
-    run with (say 'data=tiny-sentiment', 'hardware=a100-40g')."""
+    run with (say 'data=tiny-sentiment', 'hardware=a100-40g'). ``known``: options' nodes already composed
+    (lint of every option): an option whose node cannot be the partner is not composed to find out."""
     from compiler.rules.data_format_mismatches_task import feeds
 
     def runs(cfg: dict) -> bool:
@@ -195,13 +223,16 @@ def _runnable_partner(composer: Composer, choice: tuple[str, ...], comp: Composi
 
     group = choice[0].split("=", 1)[0] if len(choice) == 1 else None
     if comp is None or group not in ("model", "data", "quant") or runs(comp.config):
-        return None
+        return comp, diags
     other = {"model": "data", "data": "model", "quant": "hardware"}[group]
     for option in composer.options(other):
-        candidate, diags = composer.compose([*choice, f"{other}={option}"])
-        if candidate is not None and not diags and runs(candidate.config):
-            return f"{other}={option}"
-    return None
+        node = (known or {}).get((other, option))
+        if node is not None and not runs({**comp.config, other: node}):
+            continue
+        candidate, found = composer.compose([*choice, f"{other}={option}"])
+        if candidate is not None and not found and runs(candidate.config):
+            return candidate, found
+    return comp, diags
 
 
 def finalize(raw: Iterable[Diagnostic], settings: Settings, result: LintResult) -> LintResult:

@@ -261,3 +261,21 @@ def test_compile_checks_its_output_path_before_compiling(tmp_path, target, why):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert f"loracfg compile: cannot write {target}: {why}; pass -o a file path" in r.stderr
     assert "method:" not in r.stdout  # refused before the compile
+
+
+def test_many_files_are_composed_in_batches_with_the_same_findings(tmp_path):
+    """pre-commit --all-files passes every option file: from four on they are composed in batches
+    (compose_each_option); what is found and where is what linting each file alone finds."""
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    (conf / "lora" / "too-wide.yaml").write_text("defaults:\n  - r16\n  - _self_\n\nr: 512\nlora_alpha: 1024\n")
+    (conf / "schedule" / "hot.yaml").write_text("defaults:\n  - cosine\n  - _self_\n\nlearning_rate: 0.5\n")
+    (conf / "model" / "bad.yaml").write_text("defaults:\n  - minilm-l6\n  - _self_\n\nnum_labels: 0\n")
+    (conf / "quant" / "eight.yaml").write_text("defaults:\n  - int8\n  - _self_\n")
+    files = sorted(str(p) for p in conf.glob("*/*.yaml") if p.parent.name in GROUPS)
+    together = lint(files)
+    alone = [d for f in files for d in lint([f]).diagnostics]
+    assert together.compositions == len(files) >= 4
+    key = lambda d: (str(d.location), d.code, d.message)  # noqa: E731
+    assert sorted(map(key, together.diagnostics)) == sorted(set(map(key, alone)))
+    assert {"L001", "S003"} <= {d.code for d in together.diagnostics}
