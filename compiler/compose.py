@@ -75,6 +75,7 @@ class Composition:
         self._provenance = provenance
         self._origins: dict[str, Location] | None = None
         self._primary: Location | None = None
+        self.defaulted: dict[str, str] = {}  # key -> whose default it took (compiler.validate.apply_defaults)
 
     @property
     def origins(self) -> dict[str, Location]:

@@ -61,16 +61,30 @@ def check_adopted(composer: Composer, cfg: Any, overrides: Sequence[str], choice
     return _check(*composer.adopt(cfg, overrides, choices))
 
 
+# What a rule may raise on a config that failed its schema (a string where it does arithmetic, a missing key)
+_RULE_ON_INVALID = (TypeError, KeyError, AttributeError, ValueError, IndexError, ZeroDivisionError, OverflowError)
+
+
 def _check(comp: Composition | None, diags: list[Diagnostic]) -> tuple[Composition | None, list[Diagnostic]]:
+    """Validate, then run every rule, as ruff does: beside schema errors too, so a user sees every problem in
+    one run. There a rule that trips over a value of the wrong type is skipped, and a finding on a key (or
+    below a key) the schema already reported is dropped."""
     if comp is None or any(d.severity == Severity.ERROR for d in diags):
         return comp, diags
     diags.extend(validate(comp))
-    if any(d.severity == Severity.ERROR for d in diags):
-        return comp, diags
+    invalid = {d.key for d in diags if d.severity == Severity.ERROR and d.key}
     ctx = LintContext(comp)
     for rule in RULES:
         assert rule.check is not None
-        for f in rule.check(ctx):
+        try:
+            findings = list(rule.check(ctx))
+        except _RULE_ON_INVALID:
+            if not invalid:
+                raise
+            continue
+        for f in findings:
+            if invalid and any(f.key == k or f.key.startswith((f"{k}.", f"{k}[")) for k in invalid):
+                continue
             diags.append(Diagnostic(rule.code, f.severity or rule.severity, f.message, f.key,
                                     comp.locate(f.key), f.fix, comp.overrides))
     return comp, diags
@@ -218,8 +232,10 @@ def _runnable(composer: Composer, choice: tuple[str, ...], comp: Composition | N
     from compiler.rules.data_format_mismatches_task import feeds
 
     def runs(cfg: dict) -> bool:
-        eight_bit_off_cuda = cfg["quant"].get("load_in_8bit") and cfg["hardware"]["accelerator"] != "cuda"
-        return feeds(cfg["model"]["task"], cfg["data"]["format"]) and not eight_bit_off_cuda
+        quant, off_cuda = cfg["quant"], cfg["hardware"]["accelerator"] != "cuda"
+        biased = any(s.get("bias") for shapes in (cfg["model"].get("linear_modules") or {}).values() for s in shapes)
+        return feeds(cfg["model"]["task"], cfg["data"]["format"]) and not (
+            off_cuda and (quant.get("load_in_8bit") or (quant.get("load_in_4bit") and biased)))  # L011 errors
 
     group = choice[0].split("=", 1)[0] if len(choice) == 1 else None
     if comp is None or group not in ("model", "data", "quant") or runs(comp.config):

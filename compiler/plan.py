@@ -144,6 +144,8 @@ def build(comp: Composition) -> dict[str, Any]:
     model, quant, lora, sched, hw, data = (cfg[g] for g in ("model", "quant", "lora", "schedule", "hardware", "data"))
     d = derive(cfg)
     b = _Builder()
+    for key, source in sorted(comp.defaulted.items()):
+        b.decide(key, comp.get(key), f"not set by the config: {source}'s default")
     cuda = hw["accelerator"] == "cuda"
     quantized = bool(quant.get("load_in_4bit") or quant.get("load_in_8bit"))
 
@@ -238,6 +240,15 @@ def build(comp: Composition) -> dict[str, Any]:
         b.take(bnb, "BitsAndBytesConfig", quant, "quant", _BNB_KEYS)
         if "llm_int8_threshold" in bnb:  # BitsAndBytesConfig refuses an int ("must be a float")
             bnb["llm_int8_threshold"] = float(bnb["llm_int8_threshold"])
+        if model["task"] in ("seq-cls", "token-cls"):
+            head = sorted(heads & set(model.get("linear_modules") or heads))
+            skip = list(dict.fromkeys([*(bnb.get("llm_int8_skip_modules") or []), *head]))
+            bnb["llm_int8_skip_modules"] = b.decide(
+                "BitsAndBytesConfig.llm_int8_skip_modules", skip,
+                f"the new classification head ({', '.join(head)}) stays unquantized: peft trains it in full "
+                f"(modules_to_save) and a copy of a 4-bit Linear loses its quantization state (bitsandbytes "
+                f"fails at the first forward)")
+            b.sources["BitsAndBytesConfig.llm_int8_skip_modules"] = "model.task"
 
     plan: dict[str, Any] = {
         "plan_version": PLAN_VERSION,

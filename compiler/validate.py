@@ -7,6 +7,7 @@ once per process.
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import cache
 from typing import Any, Iterable
@@ -47,7 +48,23 @@ def group_schema(group: str) -> dict:
     return schema_documents()[f"{group}.schema.json"]
 
 
+def apply_defaults(comp: Composition) -> None:
+    """A key a group's option leaves out takes the library's default, where the schema gives one (``default``,
+    whose it is in ``x-default-source``): a user's option file lists only what it changes. Recorded in
+    ``comp.defaulted``; a key whose deprecated name is set is left to L017."""
+    for group, node in comp.config.items():
+        if not isinstance(node, dict) or f"{group}.schema.json" not in schema_documents():
+            continue
+        props = group_schema(group).get("properties", {})
+        renamed = {p.get("x-renamed-to") for name, p in props.items() if name in node}
+        for key, prop in props.items():
+            if "default" in prop and key not in node and key not in renamed:
+                node[key] = copy.deepcopy(prop["default"])
+                comp.defaulted[f"{group}.{key}"] = prop.get("x-default-source", "the schema")
+
+
 def validate(comp: Composition) -> list[Diagnostic]:
+    apply_defaults(comp)
     diags: list[Diagnostic] = []
     for error in sorted(validator().iter_errors(comp.config), key=lambda e: list(map(str, e.absolute_path))):
         diags.extend(_diagnostics(error, comp))

@@ -279,3 +279,26 @@ def test_many_files_are_composed_in_batches_with_the_same_findings(tmp_path):
     key = lambda d: (str(d.location), d.code, d.message)  # noqa: E731
     assert sorted(map(key, together.diagnostics)) == sorted(set(map(key, alone)))
     assert {"L001", "S003"} <= {d.code for d in together.diagnostics}
+
+
+def test_a_minimal_option_file_takes_library_defaults_and_all_problems_show_at_once(tmp_path):
+    """A user's option lists what it changes: bias, use_rslora, use_dora... take peft's defaults (named in the
+    plan's decisions), and a schema error does not hide what the rules find in the same run."""
+    conf = tmp_path / "conf"
+    (conf / "lora").mkdir(parents=True)
+    (conf / "lora" / "mine.yaml").write_text("r: 16\nlora_alpha: 256\ntarget_modules: [q_proj, nope_proj]\n")
+    (conf / "lora" / "broken.yaml").write_text("r: 16\nlora_alpha: 256\ntarget_modules: [q_proj, nope_proj]\n"
+                                               "lora_dropout: high\n")
+    r = loracfg("lint", "conf/lora/mine.yaml", cwd=tmp_path)
+    assert r.returncode == 1 and "S004" not in r.stdout
+    assert "conf/lora/mine.yaml:2:13: L003" in r.stdout and "conf/lora/mine.yaml:3:26: L012" in r.stdout
+    r = loracfg("lint", "conf/lora/broken.yaml", cwd=tmp_path)
+    codes = sorted(line.split()[1] for line in r.stdout.splitlines() if line.startswith("conf/lora/broken.yaml"))
+    assert codes == ["L003", "L012", "S002"], r.stdout
+    from compiler.pipeline import compile_run
+
+    compiled = compile_run(["lora=mine", "lora.target_modules=[q_proj]"], conf, build_objects=False)
+    assert compiled.ok
+    why = {d["argument"]: d["why"] for d in compiled.plan["decisions"]}
+    assert compiled.plan["lora"]["LoraConfig"]["bias"] == "none" and "peft LoraConfig" in why["lora.bias"]
+    assert compiled.plan["config"]["lora"]["use_dora"] is False and "lora.use_dora" in why

@@ -48,9 +48,11 @@ def test_preflight_knows_finished_points(tmp_path):
     assert ok and finished == [None, None]
     from compiler import plan as plan_module
     from compiler.compose import Composer
+    from compiler.lint import check_composition
 
     with Composer(CONF) as c:
-        run_dir = Path(plan_module.build(c.compose(points[1])[0])["training"]["TrainingArguments"]["output_dir"])
+        comp, _ = check_composition(c, points[1])  # validated: the plan of what lint passed
+        run_dir = Path(plan_module.build(comp)["training"]["TrainingArguments"]["output_dir"])
     run_dir.mkdir(parents=True)
     (run_dir / "metrics.json").write_text(json.dumps({"finished": True}))
     assert preflight(points, CONF, io.StringIO())[1] == [None, run_dir]
