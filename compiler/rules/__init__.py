@@ -13,14 +13,17 @@ from types import ModuleType
 from compiler.codes import CHECKS, Code
 from compiler.rules import (
     adapter_scope_not_in_model,
+    attention_unsupported_on_device,
     bf16_without_hardware_support,
     bitsandbytes_without_cuda,
+    compute_dtype_mismatch,
     data_format_mismatches_task,
     deprecated_argument,
     effective_batch_size_out_of_range,
     evaluation_without_eval_split,
     fp16_and_bf16,
     fractional_interval_above_one,
+    hardware_facts_contradict_device,
     interval_longer_than_run,
     learning_rate_atypical_for_lora,
     learning_rate_out_of_range,
@@ -35,6 +38,8 @@ from compiler.rules import (
     optimizer_cannot_run,
     packing_unsupported_for_format,
     paged_optimizer_without_cuda,
+    random_weights_for_pretrained_name,
+    rank_above_layer_width,
     scheduler_arguments_mismatch,
     scheduler_ignores_warmup,
     target_module_not_in_model,
@@ -73,6 +78,11 @@ _MODULES: tuple[ModuleType, ...] = (
     optimizer_cannot_run,
     lora_init_unsupported,
     adapter_scope_not_in_model,
+    hardware_facts_contradict_device,
+    attention_unsupported_on_device,
+    compute_dtype_mismatch,
+    random_weights_for_pretrained_name,
+    rank_above_layer_width,
 )
 
 
