@@ -35,6 +35,10 @@ def _expanded(node: yaml.Node, memo: dict[int, int]) -> int:
     return total
 
 
+# What PyYAML's reader refuses (YAML 1.1's printable set): C0 controls but tab, LF, CR; DEL, C1 but NEL; surrogates
+_NONPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
 def check(path: Path) -> tuple[int, int, str] | None:
     """(line, col, what is wrong) for a file the loader must not read, else None."""
     try:
@@ -52,6 +56,11 @@ def check(path: Path) -> tuple[int, int, str] | None:
         line = raw.count(b"\n", 0, e.start) + 1
         col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
         return line, col, f"the file is not UTF-8 (byte 0x{raw[e.start]:02x}); save it as UTF-8"
+    bad = _NONPRINTABLE.search(text)
+    if bad:  # PyYAML's reader refuses these with a ReaderError that names no file
+        line = text.count("\n", 0, bad.start()) + 1
+        col = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        return line, col, f"the file has a control character (U+{ord(bad.group()):04X}) YAML does not allow; remove it"
     keyed = re.search(r"(?m)^[^\s#\-\[{][^\n]*:", text)  # a top-level 'key:' line: a mapping, as it must be
     if keyed and "&" not in text and text.count("[") + text.count("{") + text.count("- ") < 500:
         return None  # no anchors and little nesting: nothing to expand or recurse on

@@ -69,3 +69,61 @@ def test_linter_never_raises(tmp_path_factory, m):
     result = lint(overrides, conf)
     assert all(isinstance(d, Diagnostic) and d.location.line >= 1 for d in result.diagnostics)
     assert result.compositions == 1
+
+
+@st.composite
+def structure(draw) -> tuple[Path, bytes, str]:
+    """An option file whose structure, not its values, is hostile: a scalar or list document, deep nesting,
+    alias chains, a defaults list naming itself or another option that names it back, other encodings."""
+    option = draw(st.sampled_from(OPTIONS))
+    src = (ROOT / "conf" / option).read_text()
+    kind = draw(st.sampled_from(["scalar", "list", "deep", "aliases", "self", "cycle", "encoding", "empty", "tabs"]))
+    depth = draw(st.integers(1, 30_000))
+    if kind == "scalar":
+        text = draw(st.sampled_from(["42", "'text'", "null", "~", "true", "3.5", "!!binary aGk="]))
+    elif kind == "list":
+        text = yaml.safe_dump(draw(st.lists(scalars, max_size=4)))
+    elif kind == "deep":
+        text = draw(st.sampled_from(["[" * depth + "]" * depth, "{a: " * depth + "1" + "}" * depth,
+                                     "".join(f"{' ' * i}k{i}:\n" for i in range(min(depth, 3000))) + "x"]))
+    elif kind == "aliases":
+        width = draw(st.integers(2, 12))
+        lines = ["a0: &a0 [x]"] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, draw(
+            st.integers(2, 25)))]
+        text = "\n".join(lines) + "\n" + src
+    elif kind == "self":
+        text = f"defaults:\n  - {option.stem}\n  - _self_\n" + src.split("defaults:")[0]
+    elif kind == "cycle":  # names the group's first option, which the test makes name this one back
+        first = sorted(o for o in OPTIONS if o.parent == option.parent)[0]
+        text = f"defaults:\n  - {first.stem}\n  - _self_\n"
+    elif kind == "empty":
+        text = ""
+    elif kind == "tabs":
+        text = src.replace("  ", "\t", draw(st.integers(1, 3)))
+    else:
+        text = src
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "latin-1"])) if kind == "encoding" else "utf-8"
+    tail = draw(st.sampled_from(["", " é", " \x00", " \x07", " \ufeff"])) if kind == "encoding" else ""
+    data = (text + tail).encode(encoding)
+    return option, data, kind
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(s=structure())
+def test_linter_never_raises_on_hostile_file_structure(tmp_path_factory, s):
+    import time
+
+    option, data, kind = s
+    conf = tmp_path_factory.mktemp("conf")
+    shutil.copytree(ROOT / "conf", conf, dirs_exist_ok=True)
+    (conf / option).write_bytes(data)
+    if kind == "cycle":  # the first option of the group names the drawn one back
+        first = sorted((conf / option.parent).glob("*.yaml"))[0]
+        first.write_text(f"defaults:\n  - {option.stem}\n  - _self_\n")
+    started = time.perf_counter()
+    result = lint([f"{option.parent}={option.stem}"], conf)
+    assert time.perf_counter() - started < 10
+    assert all(isinstance(d, Diagnostic) and d.location.line >= 1 for d in result.diagnostics)
+    if kind in ("scalar", "list", "self", "cycle") or (kind == "deep" and data.count(b"[") > 1000):
+        assert result.has_errors, (kind, [d.message for d in result.diagnostics])

@@ -209,7 +209,9 @@ def test_lint_never_imports_the_training_stack():
 @pytest.mark.parametrize("name, content, where, what", [
     ("scalar", b"42\n", "conf/lora/scalar.yaml:1:1", "the file holds the scalar '42', not a mapping of config keys"),
     ("listed", b"- r: 16\n", "conf/lora/listed.yaml:1:1", "the file holds a list, not a mapping of config keys"),
-    ("latin", b"r: 16\nlora_alpha: \xff32\n", "conf/lora/latin.yaml:2:13", "the file is not UTF-8 (byte 0xff)")])
+    ("latin", b"r: 16\nlora_alpha: \xff32\n", "conf/lora/latin.yaml:2:13", "the file is not UTF-8 (byte 0xff)"),
+    ("control", b"r: 16\nlora_alpha: 3\x002\n", "conf/lora/control.yaml:2:14",
+     "the file has a control character (U+0000) YAML does not allow; remove it")])
 def test_an_option_file_hydra_cannot_load_is_named_not_a_traceback(tmp_path, name, content, where, what):
     (tmp_path / "conf" / "lora").mkdir(parents=True)
     (tmp_path / "conf" / "lora" / f"{name}.yaml").write_bytes(content)
