@@ -9,13 +9,14 @@ Targets (issue #3): `loracfg lint` of the default composition no slower than che
 validating one conf file (ratio <= 1.0), and the whole conf/ under 2x that.
 
 The size sweep (issue #13): a copy of conf/ with 20, 100, 200 and 400 option files in one group
-(`lora/gen-NNN.yaml`, each extending r16 with its own rank), linted whole; the target is linear
+(`lora/gen-NNN.yaml`, each r16 with its own rank), linted whole; the target is linear
 growth at <= 20 ms per option file. check-jsonschema validating the same files is the peer.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import tempfile
@@ -60,12 +61,14 @@ def main() -> None:
 
 
 def _generated_conf(where: Path, n: int) -> Path:
+    """conf/ plus n lora options: r16 with its own rank each (whole files, so check-jsonschema can check them)."""
     conf = where / f"conf-{n}"
     shutil.copytree(ROOT / "conf", conf)
+    base = (ROOT / "conf" / "lora" / "r16.yaml").read_text()
     for i in range(n):
-        (conf / "lora" / f"gen-{i:03d}.yaml").write_text(
-            f"# yaml-language-server: $schema=../../schemas/lora.schema.json\n"
-            f"defaults:\n  - r16\n  - _self_\n\nr: {8 + i % 57}\nlora_alpha: {2 * (8 + i % 57)}\n")
+        r = 8 + i % 57
+        text = re.sub(r"(?m)^r: .*$", f"r: {r}", base)
+        (conf / "lora" / f"gen-{i:03d}.yaml").write_text(re.sub(r"(?m)^lora_alpha: .*$", f"lora_alpha: {2 * r}", text))
     return conf
 
 
