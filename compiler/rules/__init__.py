@@ -42,6 +42,7 @@ from compiler.rules import (
     rank_above_layer_width,
     scheduler_arguments_mismatch,
     scheduler_ignores_warmup,
+    setting_ignored,
     target_module_not_in_model,
     trust_remote_code,
     warmup_missing_or_too_long,
@@ -83,6 +84,7 @@ _MODULES: tuple[ModuleType, ...] = (
     compute_dtype_mismatch,
     random_weights_for_pretrained_name,
     rank_above_layer_width,
+    setting_ignored,
 )
 
 
