@@ -3,7 +3,8 @@
 Checks `lr_scheduler_kwargs` against the scheduler `lr_scheduler_type` names: an argument the
 scheduler lacks, one it needs and is not given (`min_lr` or `min_lr_rate` for
 `cosine_with_min_lr`, `num_decay_steps` for `warmup_stable_decay`), both of two exclusive ones,
-and arguments a scheduler that takes none silently drops.
+and arguments a scheduler that takes none silently drops; and `reduce_lr_on_plateau` without evaluation, whose
+loss it steps on.
 
 ## Why is this bad?
 transformers builds the scheduler only when training starts (`Trainer.create_scheduler`), after
@@ -72,6 +73,10 @@ def check(ctx: LintContext):
         return
     if name not in ACCEPTS:
         return
+    if name == "reduce_lr_on_plateau" and ctx.get("schedule.eval_strategy") == "no":
+        yield Finding("schedule.lr_scheduler_type", "lr_scheduler_type reduce_lr_on_plateau steps on the evaluation "
+                                                    "loss, but eval_strategy is 'no' (TrainingArguments refuses it)",
+                      "schedule.eval_strategy=steps")
     unknown = sorted(set(kwargs) - set(ACCEPTS[name]))
     if unknown:
         takes = ", ".join(ACCEPTS[name]) or "none"
