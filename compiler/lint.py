@@ -232,10 +232,8 @@ def _runnable(composer: Composer, choice: tuple[str, ...], comp: Composition | N
     from compiler.rules.data_format_mismatches_task import feeds
 
     def runs(cfg: dict) -> bool:
-        quant, off_cuda = cfg["quant"], cfg["hardware"]["accelerator"] != "cuda"
-        biased = any(s.get("bias") for shapes in (cfg["model"].get("linear_modules") or {}).values() for s in shapes)
-        return feeds(cfg["model"]["task"], cfg["data"]["format"]) and not (
-            off_cuda and (quant.get("load_in_8bit") or (quant.get("load_in_4bit") and biased)))  # L011 errors
+        eight_bit_off_cuda = cfg["quant"].get("load_in_8bit") and cfg["hardware"]["accelerator"] != "cuda"  # L011
+        return feeds(cfg["model"]["task"], cfg["data"]["format"]) and not eight_bit_off_cuda
 
     group = choice[0].split("=", 1)[0] if len(choice) == 1 else None
     if comp is None or group not in ("model", "data", "quant") or runs(comp.config):

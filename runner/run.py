@@ -203,6 +203,20 @@ def _load_model(plan: dict[str, Any], source: str, model_kwargs: dict[str, Any])
                        f"directory (nothing is downloaded when the hub is unreachable)", key="model.name_or_path") from e
 
 
+def _keep_4bit_weights_trainable_on_cpu(model: Any) -> int:
+    """bitsandbytes (0.49-0.50) repacks a Linear4bit's weight for CPU inference the first time it runs in eval
+    mode on a CPU with AVX512-BF16, and keeps it so: the next training step then goes through gemv_4bit, which
+    has no autograd kernel (torch: 'silently incorrect behavior': no gradient reaches the adapters below) and
+    fails on layers with a bias. The runner evaluates before and while it trains, so the repacking is turned
+    off for the run. Returns how many layers it touched."""
+    touched = 0
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+            touched += 1
+    return touched
+
+
 def _accuracy(prediction: Any) -> dict[str, float]:
     import numpy as np
 
@@ -285,6 +299,7 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
         ta = plan["training"]["TrainingArguments"]
         gc = bool(ta.get("gradient_checkpointing") or ta.get("activation_checkpointing"))
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc)
+        _keep_4bit_weights_trainable_on_cpu(model)
     from peft import get_peft_model
 
     prepare_model(model, sequences)

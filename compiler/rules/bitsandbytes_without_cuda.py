@@ -10,9 +10,7 @@ unoptimised: 4-bit matmuls on the CPU are many times slower than the 16-bit ones
 replace, and quantizing saves memory that a CPU run rarely lacks. It is right for testing a
 QLoRA config on a laptop, not for a real run. 8-bit (LLM.int8) training does not run there at
 all: its backward pass needs the int8 state that only the CUDA kernels keep (bitsandbytes 0.50
-raises `'Parameter' object has no attribute 'CB'` at the first step), so that one is an error; so is
-4-bit for a model whose linear layers have a bias (BERT): bitsandbytes repacks 4-bit weights for
-CPU inference at the first evaluation and then fails the next training step on the bias.
+raises `'Parameter' object has no attribute 'CB'` at the first step), so that one is an error.
 
 ## Example
 ```yaml
@@ -41,15 +39,7 @@ def check(ctx: LintContext):
     accel = ctx.get("hardware.accelerator")
     if accel == "cuda":
         return
-    biased = sorted(name for name, shapes in (ctx.get("model.linear_modules") or {}).items()
-                    if any(s.get("bias") for s in shapes))
-    if ctx.get("quant.load_in_4bit") and biased:
-        yield Finding("quant.load_in_4bit", f"4-bit bitsandbytes quantization does not train on '{accel}' for a "
-                                            f"model whose linear layers have a bias ({', '.join(biased[:4])}): after "
-                                            f"an evaluation bitsandbytes repacks the weights for CPU inference and "
-                                            f"the next training step fails ('a view of a leaf Variable ... in-place')",
-                      "quant=none", Severity.ERROR)
-    elif ctx.get("quant.load_in_4bit"):
+    if ctx.get("quant.load_in_4bit"):
         yield Finding("quant.load_in_4bit", f"4-bit bitsandbytes quantization on '{accel}' runs bitsandbytes' slow "
                                             f"CPU path; fine for testing a config, slow for training", "quant=none")
     if ctx.get("quant.load_in_8bit"):

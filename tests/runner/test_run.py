@@ -106,6 +106,37 @@ def test_qlora_trains_on_cpu_with_4bit_base_and_the_loss_falls(tmp_path):
     assert m["final_eval_loss"] < m["initial_eval_loss"] - 0.5, m
 
 
+def test_4bit_layers_pass_gradients_on_after_an_evaluation_on_the_cpu():
+    """bitsandbytes repacks a Linear4bit for CPU inference at its first eval-mode forward (on CPUs with
+    AVX512-BF16) and keeps it so; training through it afterwards gets no input gradient at all, so the
+    adapters below every 4-bit layer learned only through the residual stream. The runner turns it off."""
+    torch = pytest.importorskip("torch")
+    bnb = pytest.importorskip("bitsandbytes")
+    from runner.run import _keep_4bit_weights_trainable_on_cpu
+
+    def input_grad(keep: bool):
+        torch.manual_seed(0)
+        layer = bnb.nn.Linear4bit(64, 64, bias=False, compute_dtype=torch.float32, quant_type="nf4")
+        layer.weight = bnb.nn.Params4bit(torch.randn(64, 64), requires_grad=False, quant_type="nf4")
+        layer = layer.to("cpu")
+        if not getattr(layer, "support_avx512bf16_for_cpu", False):
+            pytest.skip("this CPU has no AVX512-BF16: bitsandbytes never repacks here")
+        if keep:
+            assert _keep_4bit_weights_trainable_on_cpu(torch.nn.Sequential(layer)) == 1
+        x = torch.randn(3, 64)
+        layer.eval()
+        with torch.no_grad():
+            layer(x)  # what Trainer.evaluate does
+        layer.train()
+        x = x.clone().requires_grad_(True)
+        layer(x).sum().backward()
+        return x.grad
+
+    assert input_grad(keep=False) is None  # the bitsandbytes behaviour the runner works around
+    grad = input_grad(keep=True)
+    assert grad is not None and grad.abs().max() > 0
+
+
 @pytest.mark.slow
 def test_kill_9_then_rerun_resumes_from_the_last_complete_checkpoint_keeping_earlier_metrics(tmp_path):
     plan_path, plan = compile_plan(tmp_path, *SHORT)
