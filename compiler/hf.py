@@ -55,7 +55,7 @@ def installed_versions() -> dict[str, str | None]:
     return dict(_versions())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _params(fn: Callable) -> frozenset[str]:
     return frozenset(n for n, p in inspect.signature(fn).parameters.items()
                      if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))

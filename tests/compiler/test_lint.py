@@ -278,7 +278,9 @@ def test_many_files_are_composed_in_batches_with_the_same_findings(tmp_path):
     together = lint(files)
     alone = [d for f in files for d in lint([f]).diagnostics]
     assert together.compositions == len(files) >= 4
-    key = lambda d: (str(d.location), d.code, d.message)  # noqa: E731
+    def key(d):
+        return str(d.location), d.code, d.message
+
     assert sorted(map(key, together.diagnostics)) == sorted(set(map(key, alone)))
     assert {"L001", "S003"} <= {d.code for d in together.diagnostics}
 
