@@ -177,7 +177,7 @@ def lint(args: Sequence[str] = (), config_dir: Path | None = None, settings: Set
             default: Composition | None = None
             # many option files given (pre-commit --all-files): composed in batches, as lint of every option is
             files = [r for r in runs if r in p.files]
-            batched = _each_option(composer, [tuple(r[0].split("=", 1)) for r in files]) \
+            batched = _each_option(composer, [tuple(r[0].split("=", 1)) for r in files], _default(composer)) \
                 if len(files) >= _BATCH_FROM else {}
             known = _known(batched.values())
             for overrides in runs:
@@ -208,11 +208,14 @@ def lint(args: Sequence[str] = (), config_dir: Path | None = None, settings: Set
 _BATCH_FROM = 4
 
 
-def _each_option(composer: Composer, options: Sequence[tuple[str, str]], default: Composition | None = None
+def _default(composer: Composer) -> Composition | None:
+    """The default composition, the base the batches swap options into (None where it has a diagnostic)."""
+    default, diags = composer.compose(())
+    return None if diags else default
+
+
+def _each_option(composer: Composer, options: Sequence[tuple[str, str]], default: Composition | None
                  ) -> dict[tuple[str, ...], tuple[Composition | None, list[Diagnostic]]]:
-    if default is None and options:
-        default, diags = composer.compose(())
-        default = None if diags else default
     return {choice: (comp, diags) for choice, comp, diags in composer.compose_each_option(options, default)}
 
 
@@ -229,11 +232,11 @@ def _runnable(composer: Composer, choice: tuple[str, ...], comp: Composition | N
     an 8-bit quant option and CPU hardware. Then it is linted with the first option of the other group it can
     run with (say 'data=tiny-sentiment', 'hardware=a100-40g'). ``known``: options' nodes already composed
     (lint of every option): an option whose node cannot be the partner is not composed to find out."""
+    from compiler.rules.bitsandbytes_without_cuda import eight_bit_off_cuda
     from compiler.rules.data_format_mismatches_task import feeds
 
     def runs(cfg: dict) -> bool:
-        eight_bit_off_cuda = cfg["quant"].get("load_in_8bit") and cfg["hardware"]["accelerator"] != "cuda"  # L011
-        return feeds(cfg["model"]["task"], cfg["data"]["format"]) and not eight_bit_off_cuda
+        return feeds(cfg["model"]["task"], cfg["data"]["format"]) and not eight_bit_off_cuda(cfg)
 
     group = choice[0].split("=", 1)[0] if len(choice) == 1 else None
     if comp is None or group not in ("model", "data", "quant") or runs(comp.config):

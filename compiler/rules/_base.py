@@ -36,6 +36,15 @@ class LintContext:
         return f"{loc.file}:{loc.line}"
 
 
+# The output heads: all-linear leaves them out, and the module lists a fix suggests never name them.
+HEADS = ("lm_head", "classifier", "score")
+
+
+def body_linear(linear: dict[str, Any]) -> list[str]:
+    """The model's linear modules but its output heads (what ``all-linear`` adapts), in the model's order."""
+    return [name for name in linear if name not in HEADS]
+
+
 def fmt(x: float) -> str:
     """1e-4 -> '1e-04'-free human form: '0.0001' stays '1e-4'; 2.0 -> '2'; 0.25 -> '0.25'."""
     if x == 0:

@@ -26,22 +26,19 @@ layers_to_transform: [2, 3]
 """
 
 from compiler.diagnostics import Severity
-from compiler.rules._base import Finding, LintContext
+from compiler.rules._base import Finding, LintContext, body_linear
 from compiler.yamlpos import join
 
 CODE = "L029"
 NAME = "adapter-scope-not-in-model"
 SEVERITY = Severity.ERROR
 
-HEADS = ("lm_head", "classifier", "score")
-
-
 def check(ctx: LintContext):
     layers = ctx.get("lora.layers_to_transform")
     linear = ctx.get("model.linear_modules") or {}
     n = ctx.get("model.config.num_hidden_layers")
     if isinstance(layers, list):
-        body = [m for m in linear if m not in HEADS]
+        body = body_linear(linear)
         targets = ctx.get("lora.target_modules")
         if not layers:
             yield Finding("lora.layers_to_transform", "layers_to_transform is empty: no layer would be adapted",

@@ -35,6 +35,11 @@ SEVERITY = Severity.WARNING
 BNB_OPTIMIZERS = ("_8bit", "_bnb", "lion_32bit")
 
 
+def eight_bit_off_cuda(cfg: dict) -> bool:
+    """LLM.int8 on a device other than CUDA: it does not train there (this rule's error)."""
+    return bool(cfg["quant"].get("load_in_8bit")) and cfg["hardware"]["accelerator"] != "cuda"
+
+
 def check(ctx: LintContext):
     accel = ctx.get("hardware.accelerator")
     if accel == "cuda":
@@ -42,7 +47,7 @@ def check(ctx: LintContext):
     if ctx.get("quant.load_in_4bit"):
         yield Finding("quant.load_in_4bit", f"4-bit bitsandbytes quantization on '{accel}' runs bitsandbytes' slow "
                                             f"CPU path; fine for testing a config, slow for training", "quant=none")
-    if ctx.get("quant.load_in_8bit"):
+    if eight_bit_off_cuda(ctx.config):
         yield Finding("quant.load_in_8bit", f"8-bit bitsandbytes quantization does not train on '{accel}': the "
                                             f"backward pass needs CUDA's int8 state and fails at the first step "
                                             f"('Parameter' object has no attribute 'CB'); 4-bit runs there",

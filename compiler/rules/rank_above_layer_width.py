@@ -21,20 +21,17 @@ r: 32
 """
 
 from compiler.diagnostics import Severity
-from compiler.rules._base import Finding, LintContext
+from compiler.rules._base import Finding, LintContext, body_linear
 
 CODE = "L034"
 NAME = "rank-above-layer-width"
 SEVERITY = Severity.WARNING
 
-HEADS = ("lm_head", "classifier", "score")
-
-
 def adapted(ctx: LintContext) -> dict[str, list[dict]]:
     linear = ctx.get("model.linear_modules") or {}
     targets = ctx.get("lora.target_modules")
     if targets == "all-linear":
-        return {n: s for n, s in linear.items() if n not in HEADS}
+        return {n: linear[n] for n in body_linear(linear)}
     if isinstance(targets, list):
         return {n: linear[n] for n in {t.rsplit(".", 1)[-1] for t in targets} if n in linear}
     return {}

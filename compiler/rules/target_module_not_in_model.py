@@ -29,7 +29,7 @@ target_modules: [q_proj, v_proj]
 import re
 
 from compiler.diagnostics import Severity
-from compiler.rules._base import Finding, LintContext
+from compiler.rules._base import Finding, LintContext, body_linear
 from compiler.yamlpos import join
 
 CODE = "L012"
@@ -54,7 +54,7 @@ def check(ctx: LintContext):
     targets = ctx.get("lora.target_modules")
     real = ctx.get("model.linear_modules")
     if isinstance(targets, str) and targets.lower() != "all-linear" and real:
-        names = [n for n in real if n not in ("lm_head", "classifier", "score")]
+        names = body_linear(real)
         if not _matches_something(targets, list(real)):
             parts = [p.strip() for p in re.split(r"[,\s]+", targets) if p.strip()]
             listed = [p for p in parts if p in real] or names
@@ -73,7 +73,7 @@ def check(ctx: LintContext):
     for i, target in enumerate(targets):
         if target.rsplit(".", 1)[-1] in real_set:
             continue
-        fix_list = good or [m for m in real if m not in ("lm_head", "classifier", "score")]
+        fix_list = good or body_linear(real)
         yield Finding(join("lora.target_modules", i),
                       f"target module '{target}' is not a linear module of {family} "
                       f"({ctx.get('model.name_or_path')}); its linear modules are: {', '.join(real)}",

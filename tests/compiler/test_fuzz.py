@@ -58,16 +58,29 @@ def mutation(draw):
     return option, text, overrides
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+def fuzzed(examples: int):
+    return settings(max_examples=examples, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def conf_with(tmp_path_factory, option: Path, data: bytes) -> Path:
+    """A copy of the shipped conf/ with one option file replaced."""
+    conf = tmp_path_factory.mktemp("conf")
+    shutil.copytree(ROOT / "conf", conf, dirs_exist_ok=True)
+    (conf / option).write_bytes(data)
+    return conf
+
+
+def assert_only_diagnostics(result) -> None:
+    assert all(isinstance(d, Diagnostic) and d.location.line >= 1 for d in result.diagnostics)
+
+
+@fuzzed(60)
 @given(m=mutation())
 def test_linter_never_raises(tmp_path_factory, m):
     option, text, overrides = m
-    conf = tmp_path_factory.mktemp("conf")
-    shutil.copytree(ROOT / "conf", conf, dirs_exist_ok=True)
-    (conf / option).write_text(text)
-    result = lint(overrides, conf)
-    assert all(isinstance(d, Diagnostic) and d.location.line >= 1 for d in result.diagnostics)
+    result = lint(overrides, conf_with(tmp_path_factory, option, text.encode()))
+    assert_only_diagnostics(result)
     assert result.compositions == 1
 
 
@@ -108,22 +121,19 @@ def structure(draw) -> tuple[Path, bytes, str]:
     return option, data, kind
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@fuzzed(40)
 @given(s=structure())
 def test_linter_never_raises_on_hostile_file_structure(tmp_path_factory, s):
     import time
 
     option, data, kind = s
-    conf = tmp_path_factory.mktemp("conf")
-    shutil.copytree(ROOT / "conf", conf, dirs_exist_ok=True)
-    (conf / option).write_bytes(data)
+    conf = conf_with(tmp_path_factory, option, data)
     if kind == "cycle":  # the first option of the group names the drawn one back
         first = min((conf / option.parent).glob("*.yaml"))
         first.write_text(f"defaults:\n  - {option.stem}\n  - _self_\n")
     started = time.perf_counter()
     result = lint([f"{option.parent}={option.stem}"], conf)
     assert time.perf_counter() - started < 10
-    assert all(isinstance(d, Diagnostic) and d.location.line >= 1 for d in result.diagnostics)
+    assert_only_diagnostics(result)
     if kind in ("scalar", "list", "self", "cycle") or (kind == "deep" and data.count(b"[") > 1000):
         assert result.has_errors, (kind, [d.message for d in result.diagnostics])
