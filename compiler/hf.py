@@ -307,6 +307,11 @@ def build_model_and_tokenizer():
     if bnb is not None:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=bool(
             TRAINING_ARGUMENTS.get("gradient_checkpointing") or TRAINING_ARGUMENTS.get("activation_checkpointing")))
+        # bitsandbytes repacks 4-bit weights for CPU inference at the first evaluation (CPUs with AVX512-BF16)
+        # and then passes no gradient through them in training: keep them trainable, as loracfg's runner does
+        for module in model.modules():
+            if getattr(module, "support_avx512bf16_for_cpu", False):
+                module.support_avx512bf16_for_cpu = False
     return get_peft_model(model, lora), tokenizer
 
 
