@@ -3,7 +3,8 @@
 Warns about a setting the run drops because another one decides the same thing: `warmup_ratio`
 beside a `warmup_steps` above 0, `eval_steps` with an `eval_strategy` other than `steps`,
 `save_steps` with a `save_strategy` other than `steps`, `bnb_4bit_*` keys without
-`load_in_4bit`, and `llm_int8_*` keys without `load_in_8bit`.
+`load_in_4bit`, `llm_int8_threshold` without `load_in_8bit`, and the other `llm_int8_*` keys
+(skip modules, CPU offload; they serve 4-bit too) on a base that is not quantized.
 
 ## Why is this bad?
 transformers and bitsandbytes take one of the two and ignore the other without a word: a
@@ -30,7 +31,7 @@ CODE = "L035"
 NAME = "setting-ignored"
 SEVERITY = Severity.WARNING
 
-QUANT_PREFIXES = {"bnb_4bit_": ("load_in_4bit", "4-bit"), "llm_int8_": ("load_in_8bit", "8-bit")}
+INT8_ONLY = ("llm_int8_threshold",)  # the other llm_int8_* keys (skip modules, CPU offload) serve 4-bit as well
 
 
 def _set(ctx: LintContext, key: str) -> bool:
@@ -49,10 +50,14 @@ def check(ctx: LintContext):
             yield Finding(f"schedule.{interval}", f"{interval} is ignored: {strategy} is '{chosen}'",
                           f"schedule.{strategy}=steps")
     quant = ctx.get("quant") or {}
-    for prefix, (switch, what) in QUANT_PREFIXES.items():
-        if quant.get(switch):
+    quantized = quant.get("load_in_4bit") or quant.get("load_in_8bit")
+    for key in sorted(k for k in quant if _set(ctx, f"quant.{k}") and quant[k] is not False):
+        if key.startswith("bnb_4bit_") and not quant.get("load_in_4bit"):
+            why = "the base does not load in 4-bit (quant.load_in_4bit is false)"
+        elif key in INT8_ONLY and not quant.get("load_in_8bit"):
+            why = "it is LLM.int8's outlier threshold and the base does not load in 8-bit"
+        elif key.startswith("llm_int8_") and not quantized:  # skip modules and CPU offload serve 4-bit too
+            why = "the base is not quantized"
+        else:
             continue
-        for key in sorted(k for k in quant if k.startswith(prefix) and _set(ctx, f"quant.{k}")):
-            if prefix == "bnb_4bit_" or quant.get("load_in_4bit") or not quant.get("load_in_8bit"):
-                yield Finding(f"quant.{key}", f"quant.{key} is ignored: the base does not load in {what} "
-                                              f"(quant.{switch} is false)", f"~quant.{key}")
+        yield Finding(f"quant.{key}", f"quant.{key} is ignored: {why}", f"~quant.{key}")
