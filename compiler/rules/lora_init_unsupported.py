@@ -37,7 +37,7 @@ SEVERITY = Severity.ERROR
 KNOWN = ("gaussian", "pissa", "olora", "orthogonal", "mica", "loftq", "eva", "corda", "lora_ga")
 PISSA_NITER = re.compile(r"^pissa_niter_[1-9][0-9]*$")
 DATA_DRIVEN = {"eva": "initialize_lora_eva_weights", "corda": "preprocess_corda", "lora_ga": "preprocess_loraga"}
-FLOAT_ONLY = ("pissa", "corda", "mica")
+FLOAT_ONLY = ("pissa", "mica")  # and corda, which the runner cannot run at all (DATA_DRIVEN)
 
 
 def check(ctx: LintContext):
@@ -61,7 +61,7 @@ def check(ctx: LintContext):
                            f"start from the default initialisation" + (", or get_peft_model raises" if name ==
                                                                          "corda" else ""), fix)
     quantized = ctx.get("quant.load_in_4bit") or ctx.get("quant.load_in_8bit")
-    if name in FLOAT_ONLY and quantized and name not in DATA_DRIVEN:
+    if name in FLOAT_ONLY and quantized:
         yield Finding(key, f"init_lora_weights {init} takes an SVD of float weights and peft refuses a quantized "
                            f"base ('Please initialize {name.upper() if name != 'mica' else 'MiCA'} under float32, "
                            f"float16, or bfloat16'); olora works on a 4-bit base", "lora.init_lora_weights=olora")
