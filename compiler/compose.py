@@ -366,7 +366,7 @@ class Composer:
                     try:
                         text = path.read_text(encoding="utf-8")
                         doc = yaml.safe_load(text)
-                    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
                         continue
                     entries = doc.get("defaults") if isinstance(doc, dict) else None
                     for entry in entries if isinstance(entries, list) else []:

@@ -22,6 +22,9 @@ def _summary(result: LintResult) -> dict:
     }
 
 
+_EXCERPT = 100  # characters of a source line shown under a diagnostic
+
+
 def _source(d: Diagnostic) -> list[str]:
     loc = d.location
     if loc.file == COMMAND_LINE:
@@ -30,7 +33,12 @@ def _source(d: Diagnostic) -> list[str]:
     if not text:
         return []
     width = len(str(loc.line))
-    return [f"  {' ' * width} |", f"  {loc.line} | {text}", f"  {' ' * width} | {' ' * (loc.col - 1)}^"]
+    col = loc.col
+    if len(text) > _EXCERPT:  # a window of the line around the column, not a screenful of a hostile file's line
+        start = max(0, min(col - 1 - _EXCERPT // 2, len(text) - _EXCERPT))
+        text = ("..." if start else "") + text[start:start + _EXCERPT] + ("..." if start + _EXCERPT < len(text) else "")
+        col = col - start + (3 if start else 0)
+    return [f"  {' ' * width} |", f"  {loc.line} | {text}", f"  {' ' * width} | {' ' * (col - 1)}^"]
 
 
 def text(result: LintResult) -> str:

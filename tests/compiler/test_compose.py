@@ -205,8 +205,14 @@ def _bomb() -> str:
 
 
 @pytest.mark.parametrize("name, text, where, what", [
-    ("bomb", _bomb(), "conf/lora/bomb.yaml:9:4", "its aliases expand to 490,329,064 nodes (at most 100,000)"),
-    ("deep", "r: " + "[" * 20000 + "]" * 20000 + "\n", "conf/lora/deep.yaml:1:1", "the YAML is nested too deeply"),
+    ("bomb", _bomb(), "conf/lora/bomb.yaml:9:4", "its aliases expand to 490,329,064 nodes (at most 10,000)"),
+    ("deep", "r: " + "[" * 20000 + "]" * 20000 + "\n", "conf/lora/deep.yaml:1:103",
+     "the YAML is nested more than 100 levels deep"),
+    # nested by indentation alone (no brackets): Hydra's loader ran out of stack and lint raised a RecursionError
+    ("indented", "".join(f"{' ' * i}k{i}:\n" for i in range(600)), "conf/lora/indented.yaml:101:101",
+     "the YAML is nested more than 100 levels deep"),
+    ("values", "r: [" + "1," * 20_000 + "1]\n", "conf/lora/values.yaml:1:19999",
+     "the file holds more than 10,000 values"),
     ("huge", "r: 16\n" + "# padding\n" * 110_000, "conf/lora/huge.yaml:1:1", "the file is 1,100,006 bytes")])
 def test_hostile_yaml_is_refused_before_hydra_reads_it(tmp_path, name, text, where, what):
     """Linting untrusted files never hangs: a 342-byte alias bomb ran for minutes before this check."""
