@@ -2,7 +2,7 @@
 
 Whole processes, interleaved, medians:
 - `loracfg compile -o plan.json` (compose, lint, plan, specialize, build the objects, write)
-- `python -c "<the imports compiler.hf makes>"` (torch, transformers' TrainingArguments, Trainer,
+- `python -c "<the imports loracfg.compiler.plan.hf makes>"` (torch, transformers' TrainingArguments, Trainer,
   BitsAndBytesConfig, peft's LoraConfig): the share that is importing
 - `loracfg lint conf/config.yaml` (the part before the training stack)
 

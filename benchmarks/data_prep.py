@@ -82,8 +82,8 @@ def build_tokenizer(work: Path, sample: Path) -> Path:
 
 LORACFG = r"""
 import json, resource, sys, time
-from runner.data.prepare import prepare_run
-from runner.run import _tokenizer
+from loracfg.runner.data.prepare import prepare_run
+from loracfg.runner.run import _tokenizer
 plan = json.load(open(sys.argv[6]))  # compiled once by the parent, as the runner reads plan.json
 tokenizer = _tokenizer(plan)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -98,8 +98,8 @@ print(json.dumps({"wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SEL
 
 
 def compile_plan(work: Path, path: Path, fmt: str, n: int, tok: Path, max_length: int) -> Path:
-    from compiler import plan as plan_module
-    from compiler.pipeline import compile_run
+    from loracfg.compiler.pipeline import compile_run
+    from loracfg.compiler.plan import build as plan_module
 
     compiled = compile_run([f"data.path={path}", f"data.format={fmt}", f"data.num_samples={n}", "data.test_size=0.0",
                             "schedule.eval_strategy=no", f"data.max_length={max_length}", "data.packing=true",

@@ -12,11 +12,19 @@ import tempfile
 import time
 
 import torch
+from loracfg.runner.data.builtin import (
+    tiny_patterns,  # the data rows only, so both sides train on the same text
+)
 from peft import LoraConfig, get_peft_model
-from transformers import (AutoModelForCausalLM, ByT5Tokenizer, DataCollatorForLanguageModeling, LlamaConfig, Trainer,
-                          TrainerCallback, TrainingArguments)
-
-from runner.data.builtin import tiny_patterns  # the data rows only, so both sides train on the same text
+from transformers import (
+    AutoModelForCausalLM,
+    ByT5Tokenizer,
+    DataCollatorForLanguageModeling,
+    LlamaConfig,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 MAX_STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 60
 OUT = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp()

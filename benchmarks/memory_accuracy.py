@@ -5,7 +5,7 @@
     python benchmarks/memory_accuracy.py --cases qwen2.5-0.5b:lora --steps 4
 
 On a CUDA machine each case trains a few real steps through the real path (compile a plan, run
-`python -m runner plan.json` in a fresh process) on a model built from its config with random
+`python -m loracfg.runner plan.json` in a fresh process) on a model built from its config with random
 weights (no download): a 0.5B, a 1.5B and a 7B-class shape (qwen2.5-0.5b, qwen2.5-1.5b,
 mistral-7b), each with LoRA on a 16-bit base and with QLoRA (nf4). The sequences are packed to
 exactly `data.max_length` tokens so the estimate's sequence length is the real one, and the
@@ -49,10 +49,10 @@ def case_overrides(shape: str, method: str, micro: int, seq: int, steps: int, ou
 
 
 def measure(overrides: list[str]) -> tuple[dict, dict]:
-    from compiler import plan as plan_module
-    from compiler.estimate import estimate
-    from compiler.pipeline import compile_run
-    from compiler.settings import Settings
+    from loracfg.compiler.estimate.memory import estimate
+    from loracfg.compiler.pipeline import compile_run
+    from loracfg.compiler.plan import build as plan_module
+    from loracfg.compiler.settings import Settings
 
     compiled = compile_run(overrides, ROOT / "conf", Settings(ignore=frozenset({"L019", "L006", "L004"})),
                            build_objects=False)
@@ -62,7 +62,7 @@ def measure(overrides: list[str]) -> tuple[dict, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         plan_path = Path(tmp) / "plan.json"
         plan_path.write_text(plan_module.dumps(compiled.plan))
-        subprocess.run([sys.executable, "-m", "runner", str(plan_path)], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, "-m", "loracfg.runner", str(plan_path)], cwd=ROOT, check=True)
     run_dir = ROOT / compiled.plan["training"]["TrainingArguments"]["output_dir"]
     return est, json.loads((run_dir / "metrics.json").read_text())
 
@@ -70,10 +70,9 @@ def measure(overrides: list[str]) -> tuple[dict, dict]:
 def accelerate_comparison() -> list[dict]:
     """Model size by dtype: accelerate's estimate-memory arithmetic vs ours, on the same architectures."""
     from accelerate.utils import calculate_maximum_sizes
-
-    from compiler.compose import Composer
-    from compiler.estimate import estimate_memory, with_changes
-    from compiler.facts import meta_model
+    from loracfg.compiler.estimate.memory import estimate_memory, with_changes
+    from loracfg.compiler.lint.compose import Composer
+    from loracfg.compiler.plan.facts import meta_model
 
     rows = []
     with Composer(ROOT / "conf") as c:

@@ -1,4 +1,5 @@
-"""``loracfg``: the command line. ``lint`` checks configs, ``rule`` explains a code.
+"""``loracfg``: the command line, a thin layer over the stages. ``lint`` checks configs, ``train`` runs the
+Hydra app, ``rule`` explains a code.
 
 Exit codes: 0 no error-severity finding, 1 at least one (or bad input), 2 a wrong command line.
 """
@@ -7,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from compiler import report
-from compiler.settings import SettingsError
-from compiler.settings import load as load_settings
+from loracfg.compiler.lint import render as lint_render
+from loracfg.compiler.settings import SettingsError
+from loracfg.compiler.settings import load as load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="Hydra overrides such as lora=r64 schedule.learning_rate=1e-4, or conf/ files")
     lint.add_argument("--config-dir", type=Path, default=None,
                       help="your config directory (default: ./conf if it exists, else loracfg's shipped conf/)")
-    lint.add_argument("-o", "--output-format", choices=report.FORMATS, default="text")
+    lint.add_argument("-o", "--output-format", choices=lint_render.FORMATS, default="text")
     lint.add_argument("--exit-zero", action="store_true", help="exit 0 even when errors are found")
 
     comp = sub.add_parser("compile", help="compile one composition into plan.json (or a standalone script)",
@@ -50,7 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("b")
     diff.add_argument("--config-dir", type=Path, default=None)
 
-    run = sub.add_parser("run", help="train a compiled plan (python -m runner PLAN does the same)")
+    sub.add_parser("train", add_help=False, help="compose, lint, compile and train: the Hydra app (OVERRIDES, -m, --cfg job, "
+                   "hydra/launcher=slurm; --help shows Hydra's help)",
+                   description="The same Hydra app as train.py, with ./conf as the primary config dir (loracfg's "
+                               "shipped groups after it).").add_argument("hydra_args", nargs=argparse.REMAINDER)
+    run = sub.add_parser("run", help="train a compiled plan (python -m loracfg.runner PLAN does the same)")
     run.add_argument("plan", type=Path)
 
     rep = sub.add_parser("report", help="compare the points of a sweep: table (Markdown, JSON) and loss-curve plot")
@@ -81,8 +87,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _lint(ns: argparse.Namespace) -> int:
-    from compiler.compose import GROUPS
-    from compiler.lint import lint
+    from loracfg.compiler.lint.check import lint
+    from loracfg.compiler.lint.compose import GROUPS
 
     try:
         settings = load_settings()
@@ -90,7 +96,7 @@ def _lint(ns: argparse.Namespace) -> int:
         print(f"loracfg: {e}", file=sys.stderr)
         return 1
     result = lint(ns.args, ns.config_dir, settings)
-    output = report.render(result, ns.output_format)
+    output = lint_render.render(result, ns.output_format)
     if output:
         print(output)
     for f in result.skipped:  # pre-commit passes every YAML file: say which were not linted, and why
@@ -100,7 +106,7 @@ def _lint(ns: argparse.Namespace) -> int:
 
 
 def _rule(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from compiler.rules import ALL_CODES, lookup
+    from loracfg.compiler.lint.rules import ALL_CODES, lookup
 
     if ns.all:
         codes = list(ALL_CODES.values())
@@ -123,9 +129,11 @@ def _rule(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _compile(ns: argparse.Namespace) -> int:
-    from compiler import hf, plan as plan_module
-    from compiler.files import write_atomically
-    from compiler.pipeline import compile_run
+    from loracfg.compiler.files import write_atomically
+    from loracfg.compiler.pipeline import compile_run
+    from loracfg.compiler.plan import build as plan_module
+    from loracfg.compiler.plan import hf
+    from loracfg.compiler.plan.summary import summary
 
     try:
         hf.require_train_extra("compile")
@@ -140,7 +148,7 @@ def _compile(ns: argparse.Namespace) -> int:
         return 1
     result = compile_run(ns.overrides, ns.config_dir, settings)
     if result.lint.diagnostics:
-        print(report.render(result.lint, "text"), file=sys.stderr if result.ok else sys.stdout)
+        print(lint_render.render(result.lint, "text"), file=sys.stderr if result.ok else sys.stdout)
     if not result.ok:
         print("loracfg compile: not compiled; fix the errors above.", file=sys.stderr)
         return 1
@@ -162,40 +170,8 @@ def _unwritable(out: Path) -> str | None:
     return None
 
 
-def summary(plan: dict, notes: list[str]) -> str:
-    m, r, v = plan["model"], plan["resolved"], plan["compiled_for"]
-    lora = plan["lora"]["LoraConfig"]
-    q = plan["quantization"]["BitsAndBytesConfig"] if plan["quantization"] else None
-    method = ("QLoRA 4-bit " + q.get("bnb_4bit_quant_type", "")) if q and q.get("load_in_4bit") else \
-        "LoRA on an 8-bit base" if q else "LoRA"
-    variant = "DoRA " if lora.get("use_dora") else "rsLoRA " if lora.get("use_rslora") else ""
-    ta = plan["training"]["TrainingArguments"]
-    micro, accum = ta["per_device_train_batch_size"], ta["gradient_accumulation_steps"]
-    lines = [
-        f"model:      {m['name_or_path']} ({m['task']}, {m['auto_class']}{', built from config' if m['from_config'] else ''})",
-        f"method:     {method}, {variant}r={lora['r']} alpha={lora['lora_alpha']} on {lora.get('target_modules')}",
-        f"steps:      {r['total_steps']} optimizer steps ({r['epochs']:g} epochs x {r['steps_per_epoch']}/epoch), "
-        f"warmup {r['warmup_steps']}",
-        f"batch:      effective {r['effective_batch_size']} = {micro} x {accum} accumulation x {r['world_size']} device(s)",
-        f"precision:  {r['precision']}, optimizer {r['optim']}",
-        f"for:        transformers {v['transformers']}, peft {v['peft']}, torch {v['torch']}",
-    ]
-    lines += [f"resolved:   {d['argument']} = {d['value']!r}: {d['why']}" for d in plan["decisions"]]
-    lines += [f"mapped:     {x['from']} -> {x['to']}: {x['why']}" for x in plan["mapping"]]
-    lines += [f"note:       {n}" for n in notes]
-    return "\n".join(lines)
-
-
-def _flatten(prefix: str, value: object, out: dict) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
-        out[prefix] = value
-
-
 def _diff_side(arg: str, config_dir: Path | None) -> tuple[dict | None, str]:
-    from compiler.pipeline import compile_run
+    from loracfg.compiler.pipeline import compile_run
 
     path = Path(arg)
     if path.suffix == ".json" and path.is_file():
@@ -213,7 +189,7 @@ def _diff_side(arg: str, config_dir: Path | None) -> tuple[dict | None, str]:
         return value, str(path)
     result = compile_run(arg.split(), config_dir, load_settings(), build_objects=False)
     if not result.ok:
-        print(report.render(result.lint, "text"), file=sys.stderr)
+        print(lint_render.render(result.lint, "text"), file=sys.stderr)
         print(f"loracfg diff: '{arg}' does not compile", file=sys.stderr)
         return None, arg
     return result.plan, arg or "(defaults)"
@@ -221,7 +197,7 @@ def _diff_side(arg: str, config_dir: Path | None) -> tuple[dict | None, str]:
 
 def _train_extra_missing(command: str) -> bool:
     """True (and says which extra to install) where the command needs the train extra and it is not there."""
-    from compiler import hf
+    from loracfg.compiler.plan import hf
 
     try:
         hf.require_train_extra(command)
@@ -232,34 +208,23 @@ def _train_extra_missing(command: str) -> bool:
 
 
 def _diff(ns: argparse.Namespace) -> int:
+    from loracfg.compiler.plan.diff import render_diff
+
     if _train_extra_missing("diff"):
         return 1
     (a, name_a), (b, name_b) = _diff_side(ns.a, ns.config_dir), _diff_side(ns.b, ns.config_dir)
     if a is None or b is None:
         return 1
-    sections = ("training", "lora", "quantization", "model", "data", "resolved", "compiled_for")
-    flat_a: dict = {}
-    flat_b: dict = {}
-    for s in sections:
-        _flatten(s, a.get(s) or {}, flat_a)
-        _flatten(s, b.get(s) or {}, flat_b)
-    keys = [k for k in dict.fromkeys([*flat_a, *flat_b]) if flat_a.get(k, "<unset>") != flat_b.get(k, "<unset>")]
-    print(f"--- {name_a}\n+++ {name_b}")
-    if not keys:
-        print("no differences")
-        return 0
-    width = max(len(k) for k in keys)
-    for k in keys:
-        shown = k.split(".", 1)[1] if k.startswith(("training.", "lora.", "quantization.")) else k
-        print(f"{shown.ljust(width)}  {flat_a.get(k, '<unset>')!r} -> {flat_b.get(k, '<unset>')!r}")
+    print(render_diff(a, b, name_a, name_b))
     return 0
 
 
 def _estimate(ns: argparse.Namespace) -> int:
-    from compiler.compose import Composer
-    from compiler.estimate import estimate, render_text
-    from compiler.lint import LintResult, default_config_dir, finalize
-    from compiler.validate import validate
+    from loracfg.compiler.estimate.memory import estimate
+    from loracfg.compiler.estimate.render import render_text
+    from loracfg.compiler.lint.check import LintResult, default_config_dir, finalize
+    from loracfg.compiler.lint.compose import Composer
+    from loracfg.compiler.lint.validate import validate
 
     root = ns.config_dir or default_config_dir()
     with Composer(root) as composer:  # provenance (where a bad value came from) needs Hydra still set up
@@ -268,7 +233,7 @@ def _estimate(ns: argparse.Namespace) -> int:
             diags = validate(comp)
         result = finalize(diags, load_settings(), LintResult(compositions=1))
     if comp is None or result.has_errors:
-        print(report.render(result, "text"), file=sys.stderr)
+        print(lint_render.render(result, "text"), file=sys.stderr)
         print("loracfg estimate: the composition is not valid; fix the errors above.", file=sys.stderr)
         return 1
     est = estimate(comp.config)
@@ -280,17 +245,17 @@ def _estimate(ns: argparse.Namespace) -> int:
 
 
 def _data(ns: argparse.Namespace) -> int:
-    from compiler.pipeline import compile_run
+    from loracfg.compiler.pipeline import compile_run
 
     if _train_extra_missing("data"):
         return 1
     result = compile_run(ns.overrides, ns.config_dir, load_settings(), build_objects=False)
     if not result.ok:
-        print(report.render(result.lint, "text"), file=sys.stderr)
+        print(lint_render.render(result.lint, "text"), file=sys.stderr)
         print("loracfg data: the composition has errors; fix them first.", file=sys.stderr)
         return 1
-    from runner.data.inspect import inspect, render
-    from runner.errors import RunError
+    from loracfg.runner.data.inspect import inspect, render
+    from loracfg.runner.errors import RunError
 
     try:
         info = inspect(result.plan)
@@ -302,7 +267,7 @@ def _data(ns: argparse.Namespace) -> int:
 
 
 def _report(ns: argparse.Namespace) -> int:
-    from compiler import sweep_report
+    from loracfg.compiler.sweep import report as sweep_report
 
     try:
         data = sweep_report.write(ns.sweep_dir)
@@ -315,9 +280,28 @@ def _report(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: Sequence[str]) -> int:
+    """Hydra parses its own command line (-m, --cfg, --config-dir, hydra/launcher=...): hand it over untouched."""
+    from loracfg.runner.train import main as train_main
+
+    train_main(argv=list(args), prog="loracfg train")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `loracfg lint | head`: the reader left; exit quietly as other CLI tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["train"]:
+        return _train(args[1:])
     parser = _parser()
-    ns = parser.parse_args(argv)
+    ns = parser.parse_args(args)
     config_dir = getattr(ns, "config_dir", None)
     if ns.command != "lint" and config_dir is not None and not Path(config_dir).is_dir():  # lint: a diagnostic
         print(f"loracfg {ns.command}: --config-dir '{config_dir}' is not a directory; pass the folder that holds "
@@ -336,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.command == "data":
         return _data(ns)
     if ns.command == "run":
-        from runner.__main__ import main as run_main
+        from loracfg.runner.__main__ import main as run_main
 
         return run_main([str(ns.plan)])
     return _rule(ns, parser)

@@ -1,4 +1,5 @@
-"""Quantities that follow from a composed config by arithmetic alone: effective batch, steps, warmup.
+"""What follows from a composed config alone: effective batch, steps, warmup, and the precision, optimizer and
+weight dtype that ``auto`` resolves to. Shared by the lint rules, the plan and the estimator; imports nothing of ours.
 
 They mirror how transformers' Trainer counts (transformers 5: ceil of batches per epoch over
 accumulation steps; warmup is ceil(total x ratio) unless a step count is given).
@@ -51,3 +52,40 @@ def derive(cfg: Mapping[str, Any]) -> Derived:
         warmup_steps=warmup,
         epochs=total / steps_per_epoch,
     )
+
+
+def resolve_precision(cfg: Mapping[str, Any]) -> tuple[bool, bool]:
+    """(bf16, fp16) of TrainingArguments: ``auto`` picks bf16 on CUDA that has it, else fp16 on CUDA; an
+    ``auto`` beside the other format set true stays off (transformers refuses both on)."""
+    sched, hw = cfg["schedule"], cfg["hardware"]
+    cuda = hw["accelerator"] == "cuda"
+    bf16, fp16 = sched["bf16"], sched["fp16"]
+    if bf16 == "auto" and fp16 is True:
+        bf16 = False
+    if bf16 == "auto":
+        bf16 = bool(cuda and hw["supports_bf16"])
+    if fp16 == "auto":
+        fp16 = bool(cuda and not bf16 and hw["supports_fp16"])
+    return bool(bf16), bool(fp16)
+
+
+def resolve_optim(cfg: Mapping[str, Any]) -> str:
+    """TrainingArguments.optim: ``auto`` is paged 8-bit AdamW for a quantized base on CUDA, fused AdamW on CUDA,
+    torch AdamW elsewhere."""
+    optim = cfg["schedule"]["optim"]
+    if optim != "auto":
+        return optim
+    cuda = cfg["hardware"]["accelerator"] == "cuda"
+    quant = cfg["quant"]
+    if cuda and (quant.get("load_in_4bit") or quant.get("load_in_8bit")):
+        return "paged_adamw_8bit"
+    return "adamw_torch_fused" if cuda else "adamw_torch"
+
+
+def resolve_dtype(cfg: Mapping[str, Any]) -> str:
+    """from_pretrained's dtype: the 4-bit compute dtype for a 4-bit base, else the training precision."""
+    quant = cfg["quant"]
+    if quant.get("load_in_4bit"):
+        return quant["bnb_4bit_compute_dtype"]
+    bf16, fp16 = resolve_precision(cfg)
+    return "bfloat16" if bf16 else "float16" if fp16 else "float32"

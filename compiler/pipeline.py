@@ -6,17 +6,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from compiler import plan as plan_module
-from compiler.compose import Composer
-from compiler.lint import LintResult, check_adopted, check_composition, default_config_dir, finalize
-from compiler.settings import Settings
+from loracfg.compiler.lint.check import (
+    LintResult,
+    check_adopted,
+    check_composition,
+    default_config_dir,
+    finalize,
+)
+from loracfg.compiler.lint.compose import Composer
+from loracfg.compiler.plan import build as plan_module
+from loracfg.compiler.settings import Settings
 
 
 @dataclass
 class Compiled:
     lint: LintResult
     plan: dict[str, Any] | None = None
-    objects: Any = None  # compiler.hf.HFObjects
+    objects: Any = None  # loracfg.compiler.plan.hf.HFObjects
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -30,9 +36,9 @@ def compile_run(overrides: Sequence[str] = (), config_dir: Path | None = None, s
 
     ``composed``: (cfg, choices) that a Hydra app (train.py) already composed from these overrides; it is
     linted as it is instead of being composed again. Needs the train extra
-    (``compiler.hf.require_train_extra`` says so) for everything after lint.
+    (``loracfg.compiler.plan.hf.require_train_extra`` says so) for everything after lint.
     """
-    from compiler import hf
+    from loracfg.compiler.plan import hf
 
     settings = settings or Settings()
     root = config_dir or default_config_dir()

@@ -1,7 +1,7 @@
 """Where loracfg's shipped files live: ``conf/`` and ``schemas/``.
 
 In a source checkout (and an editable install) they sit beside ``compiler/`` at the
-repository root; a built wheel carries them inside the package as ``compiler/_shipped/``
+repository root; a built wheel carries them inside the package as ``loracfg/compiler/_shipped/``
 (see ``[tool.setuptools.package-dir]`` in pyproject.toml).
 """
 

@@ -1,1 +1,1 @@
-"""Executes a compiled plan (lands with the runner issue)."""
+"""loracfg.runner: executes a compiled plan (run.py), prepares its data (data/), and the Hydra app (train.py)."""

@@ -1,4 +1,4 @@
-"""``python -m runner PLAN.json``: train a plan compiled elsewhere (e.g. on a login node without a GPU)."""
+"""``python -m loracfg.runner PLAN.json``: train a plan compiled elsewhere (e.g. on a login node without a GPU)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from compiler.hf import MissingExtra, require_train_extra
-    from runner.errors import RunError
+    from loracfg.compiler.plan.hf import MissingExtra, require_train_extra
+    from loracfg.runner.errors import RunError
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1 or args[0].startswith("-"):
-        print("usage: python -m runner PLAN.json   (write one with `loracfg compile -o PLAN.json`)", file=sys.stderr)
+        print("usage: python -m loracfg.runner PLAN.json   (write one with `loracfg compile -o PLAN.json`)", file=sys.stderr)
         return 2
     path = Path(args[0])
     try:
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def execute(plan: dict) -> int:
     """Run a plan; exit status 0 done, 128+N when preempted by signal N (a checkpoint was saved)."""
-    from runner.run import Preempted, run
+    from loracfg.runner.run import Preempted, run
 
     try:
         run(plan)

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compiler.files import write_json
-from runner.errors import RunError
+from loracfg.compiler.files import write_json
+from loracfg.runner.errors import RunError
 
 PREEMPTION_SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR2", None)) if s)
 METRICS = "metrics.json"
@@ -34,7 +34,7 @@ class Preempted(Exception):
 
 
 def check_plan(plan: dict[str, Any]) -> None:
-    from compiler.plan import PLAN_VERSION
+    from loracfg.compiler.plan.build import PLAN_VERSION
 
     v = plan.get("plan_version")
     if not isinstance(v, int) or "hash" not in plan:
@@ -116,10 +116,9 @@ def _sample(model: Any, tokenizer: Any, data: dict[str, Any], rows: Any, templat
             max_new_tokens: int = 48) -> dict[str, str]:
     """A greedy answer of the trained adapter to the first held-out conversation's first question."""
     import torch
-
-    from runner.data import templates
-    from runner.data.formats import FORMATS
-    from runner.data.formats._base import BadRow
+    from loracfg.runner.data import templates
+    from loracfg.runner.data.formats import FORMATS
+    from loracfg.runner.data.formats._base import BadRow
 
     for row in rows:
         try:
@@ -260,12 +259,11 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
         return previous
 
     import torch
+    from loracfg.compiler.plan import hf
+    from loracfg.runner.data.pack import collator as data_collator
+    from loracfg.runner.data.pack import prepare_model
+    from loracfg.runner.data.prepare import prepare_run
     from transformers import Trainer
-
-    from runner.data.pack import collator as data_collator, prepare_model
-    from runner.data.prepare import prepare_run
-
-    from compiler import hf
 
     if plan["config"]["hardware"]["accelerator"] == "cuda" and not torch.cuda.is_available():
         raise RunError("the plan was compiled for CUDA (hardware.accelerator=cuda) but this machine has no CUDA "

@@ -10,7 +10,7 @@
 
 The architecture is built with transformers on the meta device from the config.json keys that
 schemas/model.schema.json knows (the others change no module shape and are listed on stderr);
-`linear_modules` and `other_modules` are read off it by ``compiler.facts``. Needs the train extra.
+`linear_modules` and `other_modules` are read off it by ``loracfg.compiler.plan.facts``. Needs the train extra.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def config_section(config_json: dict[str, Any]) -> tuple[dict[str, Any], list[st
 
 
 def new_option(args: argparse.Namespace) -> str:
-    from compiler.facts import facts_for
+    from loracfg.compiler.plan.facts import facts_for
 
     raw = json.loads(Path(args.config_json).read_text())
     config, dropped = config_section(raw)
@@ -96,8 +96,7 @@ def new_option(args: argparse.Namespace) -> str:
 def refresh(path: Path) -> bool:
     """Rewrite the facts at the end of an option file; True if they changed."""
     import yaml
-
-    from compiler.facts import facts_for
+    from loracfg.compiler.plan.facts import facts_for
 
     text = path.read_text()
     section = yaml.safe_load(text)

@@ -80,7 +80,7 @@ def test_hook_environment_is_light_and_uses_the_installed_package(scratch, tmp_p
     assert r.returncode == 0, r.stdout + r.stderr
     pythons = sorted(home.glob("repo*/py_env-*/bin/python"))
     assert pythons, f"no hook environment under {home}"
-    probe = ("import importlib.util as u, compiler.resources as r\n"
+    probe = ("import importlib.util as u, loracfg.compiler.resources as r\n"
              f"print([m for m in {HEAVY!r} if u.find_spec(m)])\nprint(r.shipped_conf_dir())\nprint(r.schemas_dir())")
     out = _run([str(pythons[-1]), "-c", probe], home, env)
     heavy, conf_dir, schemas = out.stdout.splitlines()

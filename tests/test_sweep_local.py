@@ -49,7 +49,7 @@ def test_four_points_run_as_four_jobs(sweep):
 
 def test_report_writes_the_table_and_a_real_plot(sweep):
     tmp, _ = sweep
-    r = subprocess.run([sys.executable, "-m", "compiler.cli", "report", str(tmp / "sweep")], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "loracfg.compiler.cli", "report", str(tmp / "sweep")], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     table = (tmp / "sweep" / "report.md").read_text().splitlines()
@@ -64,7 +64,7 @@ def test_report_writes_the_table_and_a_real_plot(sweep):
 
 
 def _report(sweep_dir: Path) -> dict:
-    r = subprocess.run([sys.executable, "-m", "compiler.cli", "report", str(sweep_dir)], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "loracfg.compiler.cli", "report", str(sweep_dir)], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     return json.loads((sweep_dir / "report.json").read_text())

@@ -11,7 +11,7 @@ from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 class LoracfgSearchPathPlugin(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        from compiler.resources import shipped_conf_dir
+        from loracfg.compiler.resources import shipped_conf_dir
 
         shipped = f"file://{shipped_conf_dir()}"
         # an app's own config dir comes as a bare path ('/repo/conf'), other entries as 'file:///repo/conf':

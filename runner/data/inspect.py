@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.data.pack import pack_bfd, pack_wrapped
-from runner.data.prepare import IGNORE, padding_fraction, prepare_run
+from loracfg.runner.data.pack import pack_bfd, pack_wrapped
+from loracfg.runner.data.prepare import IGNORE, padding_fraction, prepare_run
 
 GREEN, RESET = "\033[32;1m", "\033[0m"
 
 
 def inspect(plan: dict[str, Any]) -> dict[str, Any]:
     """The statistics of a plan's data, prepared with the run's tokenizer exactly as the runner prepares it."""
-    from runner.run import _tokenizer
+    from loracfg.runner.run import _tokenizer
 
     data, seed, task = plan["data"], plan["config"]["seed"], plan["model"]["task"]
     tokenizer = _tokenizer(plan)

@@ -11,12 +11,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.data import templates
-from runner.data.formats import FORMATS
-from runner.data.formats._base import BadRow
-from runner.data.pack import pack_bfd, pack_wrapped
-from runner.data.read import read_rows, row_location
-from runner.errors import RunError
+from loracfg.runner.data import templates
+from loracfg.runner.data.formats import FORMATS
+from loracfg.runner.data.formats._base import BadRow
+from loracfg.runner.data.pack import pack_bfd, pack_wrapped
+from loracfg.runner.data.read import read_rows, row_location
+from loracfg.runner.errors import RunError
 
 IGNORE = -100
 
@@ -167,7 +167,7 @@ def eos_id(tokenizer: Any, eos_token: str | None) -> int | None:
 
 def prepare(rows: Any, tokenizer: Any, data: dict[str, Any], task: str, sequences: str = "padded",
             template: tuple[str, str] | None = None) -> Prepared:
-    """Encode every row (``sequences``: the plan's batching mode, see runner.data.pack); bad rows are left out
+    """Encode every row (``sequences``: the plan's batching mode, see loracfg.runner.data.pack); bad rows are left out
     and listed (``check_bad_rows`` stops the run on them)."""
     import numpy as np
     import pyarrow.compute as pc

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from runner.data.builtin import BUILTIN
-from runner.errors import RunError
+from loracfg.runner.data.builtin import BUILTIN
+from loracfg.runner.errors import RunError
 
 EXTENSIONS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 
@@ -66,8 +66,8 @@ def _hub(path: str):
 def bad_json_line(path: Path, data: dict[str, Any]) -> str | None:
     """``file:line: ...`` for the first line of a JSON-lines file that is not valid JSON, not an object, or not
     a row of data.format (which is how Arrow's 'cannot unify types' is explained: a list where text belongs)."""
-    from runner.data.formats import FORMATS
-    from runner.data.formats._base import BadRow
+    from loracfg.runner.data.formats import FORMATS
+    from loracfg.runner.data.formats._base import BadRow
 
     if _is_array(path):
         try:

@@ -25,10 +25,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, event, given, note, seed, settings
 from hypothesis import strategies as st
-
-from compiler.compose import GROUPS, Composer
-from compiler.diagnostics import Severity
-from compiler.lint import check_composition
+from loracfg.compiler.lint.check import check_composition
+from loracfg.compiler.lint.compose import GROUPS, Composer
+from loracfg.compiler.lint.diagnostics import Severity
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("LORACFG_PROPERTY_EXAMPLES", "2000"))
@@ -131,8 +130,8 @@ def _optimizer_and_scheduler_step(args) -> None:
 @given(overrides=compositions())
 def test_lint_clean_compiles(composer, overrides):
     pytest.importorskip("transformers")
-    from compiler import hf
-    from compiler import plan as plan_module
+    from loracfg.compiler.plan import build as plan_module
+    from loracfg.compiler.plan import hf
 
     comp, diags = check_composition(composer, overrides)
     if comp is None or _errors(diags):
@@ -173,9 +172,9 @@ def tiny_runs(draw) -> list[str]:
 @given(overrides=tiny_runs())
 def test_lint_clean_takes_an_optimizer_step(composer, tmp_path_factory, overrides):
     pytest.importorskip("transformers")
-    from compiler import hf
-    from compiler import plan as plan_module
-    from runner.run import run
+    from loracfg.compiler.plan import build as plan_module
+    from loracfg.compiler.plan import hf
+    from loracfg.runner.run import run
 
     # onto this machine, one step, a small data set; after the drawn overrides so that they win
     forced = [_minilm()] if overrides[0].startswith("model=minilm") else []

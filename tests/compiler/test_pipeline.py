@@ -10,10 +10,9 @@ import pytest
 pytest.importorskip("transformers")
 
 from hydra import compose, initialize_config_dir  # noqa: E402
+from loracfg.compiler.lint.compose import register_search_path_plugin  # noqa: E402
+from loracfg.compiler.pipeline import compile_run  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
-
-from compiler.compose import register_search_path_plugin  # noqa: E402
-from compiler.pipeline import compile_run  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

@@ -9,9 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
-from compiler import plan as plan_module  # noqa: E402
-from compiler.pipeline import compile_run  # noqa: E402
-from runner.run import run  # noqa: E402
+from loracfg.compiler.pipeline import compile_run  # noqa: E402
+from loracfg.compiler.plan import build as plan_module  # noqa: E402
+from loracfg.runner.run import run  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

@@ -15,9 +15,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from compiler import plan as plan_module  # noqa: E402
-from compiler.pipeline import compile_run  # noqa: E402
-from runner.__main__ import main as runner_main  # noqa: E402
+from loracfg.compiler.pipeline import compile_run  # noqa: E402
+from loracfg.compiler.plan import build as plan_module  # noqa: E402
+from loracfg.runner.__main__ import main as runner_main  # noqa: E402
+
 from tests.waiting import checkpoint_complete as complete  # noqa: E402
 from tests.waiting import wait_for  # noqa: E402
 
@@ -43,7 +44,7 @@ def run_dir(plan: dict) -> Path:
 
 
 def runner(plan_path: Path, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "runner", str(plan_path)], cwd=ROOT, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "loracfg.runner", str(plan_path)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
@@ -112,7 +113,7 @@ def test_4bit_layers_pass_gradients_on_after_an_evaluation_on_the_cpu():
     adapters below every 4-bit layer learned only through the residual stream. The runner turns it off."""
     torch = pytest.importorskip("torch")
     bnb = pytest.importorskip("bitsandbytes")
-    from runner.run import _keep_4bit_weights_trainable_on_cpu
+    from loracfg.runner.run import _keep_4bit_weights_trainable_on_cpu
 
     def input_grad(keep: bool):
         torch.manual_seed(0)
@@ -199,7 +200,7 @@ def test_preemption_signal_saves_a_checkpoint_before_exiting(tmp_path, signum):
 @pytest.mark.slow
 def test_loracfg_run_trains_a_plan_file_once(tmp_path):
     plan_path, plan = compile_plan(tmp_path, *SHORT, "schedule.max_steps=4")
-    cmd = [sys.executable, "-m", "compiler.cli", "run", str(plan_path)]
+    cmd = [sys.executable, "-m", "loracfg.compiler.cli", "run", str(plan_path)]
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     m = metrics_of(plan)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from runner.data.formats import alpaca, classification, completion, messages, text, token_cls
+from loracfg.runner.data.formats import (
+                                                          alpaca,
+                                                          classification,
+                                                          completion,
+                                                          messages,
+                                                          text,
+                                                          token_cls,
+)
 
 FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (text, completion, alpaca, messages, classification,
                                                           token_cls)}

@@ -1,6 +1,6 @@
 """``format: alpaca``: instruction, optional input, output; the output is learned."""
 
-from runner.data.formats._base import BadRow, Example, column, string
+from loracfg.runner.data.formats._base import BadRow, Example, column, string
 
 NAME = "alpaca"
 CHAT = True

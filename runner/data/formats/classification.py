@@ -1,6 +1,6 @@
 """``format: classification``: a text column and an integer class label (seq-cls models)."""
 
-from runner.data.formats._base import BadRow, Example, column, string
+from loracfg.runner.data.formats._base import BadRow, Example, column, string
 
 NAME = "classification"
 CHAT = False

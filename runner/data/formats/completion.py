@@ -1,6 +1,6 @@
 """``format: completion``: TRL's prompt-completion rows; the completion is learned, the prompt is not."""
 
-from runner.data.formats._base import BadRow, Example, column, string
+from loracfg.runner.data.formats._base import BadRow, Example, column, string
 
 NAME = "completion"
 CHAT = True

@@ -1,7 +1,7 @@
 """``format: messages``: a conversation, a list of turns (OpenAI ``role``/``content``, or ShareGPT
 ``from``/``value`` through data.role_field, data.content_field and data.role_map); assistant turns are learned."""
 
-from runner.data.formats._base import ROLE_MAP, BadRow, Example, column
+from loracfg.runner.data.formats._base import ROLE_MAP, BadRow, Example, column
 
 NAME = "messages"
 CHAT = True

@@ -1,6 +1,6 @@
 """``format: text``: one text column, learned whole (continued pre-training)."""
 
-from runner.data.formats._base import Example, column, string
+from loracfg.runner.data.formats._base import Example, column, string
 
 NAME = "text"
 CHAT = False

@@ -1,7 +1,7 @@
 """``format: token-cls``: words and one integer tag per word (conll2003's ``tokens`` / ``ner_tags``), for
 token classifiers; the first sub-token of each word learns the word's tag."""
 
-from runner.data.formats._base import BadRow, Example, column
+from loracfg.runner.data.formats._base import BadRow, Example, column
 
 NAME = "token-cls"
 CHAT = False

@@ -12,9 +12,9 @@ import pytest
 pytest.importorskip("datasets")
 pytest.importorskip("peft")
 
-from compiler import plan as plan_module  # noqa: E402
-from compiler.pipeline import compile_run  # noqa: E402
-from runner.__main__ import main as runner_main  # noqa: E402
+from loracfg.compiler.pipeline import compile_run  # noqa: E402
+from loracfg.compiler.plan import build as plan_module  # noqa: E402
+from loracfg.runner.__main__ import main as runner_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 GOOD = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}
@@ -66,7 +66,7 @@ def test_old_data_keys_and_file_type_formats_name_what_replaced_them(tmp_path):
     (tmp_path / "conf" / "data").mkdir(parents=True)
     (tmp_path / "conf" / "data" / "old.yaml").write_text(
         "path: train.jsonl\nformat: jsonl\ntext_field: text\nmax_seq_length: 128\nnum_samples: 10\ntest_size: 0.1\n")
-    r = subprocess.run([sys.executable, "-m", "compiler.cli", "lint", "-o", "json", "data=old"], cwd=tmp_path,
+    r = subprocess.run([sys.executable, "-m", "loracfg.compiler.cli", "lint", "-o", "json", "data=old"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stdout + r.stderr
     found = {(d["code"], d["key"], d["line"]): (d["message"], d["fix"]) for d in json.loads(r.stdout)["diagnostics"]}

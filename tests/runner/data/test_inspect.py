@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("datasets")
 pytest.importorskip("transformers")
 
-from compiler.cli import main as loracfg  # noqa: E402
+from loracfg.compiler.cli import main as loracfg  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 CONF = ROOT / "conf"

@@ -10,7 +10,15 @@ datasets = pytest.importorskip("datasets")
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from runner.data.pack import IGNORE, FlattenPacked, bins, collator, pack_bfd, pack_wrapped, prepare_model  # noqa: E402
+from loracfg.runner.data.pack import (  # noqa: E402
+    IGNORE,
+    FlattenPacked,
+    bins,
+    collator,
+    pack_bfd,
+    pack_wrapped,
+    prepare_model,
+)
 
 
 def examples(lengths: list[int]) -> datasets.Dataset:

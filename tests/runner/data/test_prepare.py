@@ -13,11 +13,12 @@ import pytest
 pytest.importorskip("datasets")
 transformers = pytest.importorskip("transformers")
 
-from compiler.plan import data_spec  # noqa: E402
-from runner.data import templates  # noqa: E402
-from runner.data.prepare import IGNORE, check_bad_rows, prepare, split  # noqa: E402
-from runner.data.read import read_rows  # noqa: E402
-from runner.errors import RunError  # noqa: E402
+from loracfg.compiler.plan.build import data_spec  # noqa: E402
+from loracfg.runner.data import templates  # noqa: E402
+from loracfg.runner.data.prepare import IGNORE, check_bad_rows, prepare, split  # noqa: E402
+from loracfg.runner.data.read import read_rows  # noqa: E402
+from loracfg.runner.errors import RunError  # noqa: E402
+
 from tests.local_tokenizers import GENERATION_CHATML, fast_tokenizer  # noqa: E402
 
 CHATML_ANSWER = "<|im_start|>assistant\n"

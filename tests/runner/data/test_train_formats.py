@@ -13,10 +13,10 @@ import pytest
 datasets = pytest.importorskip("datasets")
 pytest.importorskip("peft")
 
-from compiler import plan as plan_module  # noqa: E402
-from compiler.pipeline import compile_run  # noqa: E402
-from runner.__main__ import main as runner_main  # noqa: E402
-from runner.data.builtin import _question  # noqa: E402
+from loracfg.compiler.pipeline import compile_run  # noqa: E402
+from loracfg.compiler.plan import build as plan_module  # noqa: E402
+from loracfg.runner.__main__ import main as runner_main  # noqa: E402
+from loracfg.runner.data.builtin import _question  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow

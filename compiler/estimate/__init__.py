@@ -1,0 +1,1 @@
+"""Parameters, memory and steps from the config alone (no torch)."""

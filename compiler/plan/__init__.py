@@ -1,0 +1,1 @@
+"""Stage 2: the version-neutral plan, specialized to the installed Hugging Face libraries."""

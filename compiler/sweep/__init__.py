@@ -1,0 +1,1 @@
+"""Hydra multiruns: points, the lint-every-point callback, the sweep report."""
