@@ -35,10 +35,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def execute(plan: dict) -> int:
     """Run a plan; exit status 0 done, 128+N when preempted by signal N (a checkpoint was saved)."""
+    from loracfg.runner.launch import die_with_launcher, launch, needs_launch
     from loracfg.runner.run import Preempted, run
 
+    die_with_launcher()
     try:
-        run(plan)
+        if needs_launch(plan):  # more than one process and not inside a launch yet: start them
+            launch(plan)
+        else:
+            run(plan)
     except Preempted as e:
         print(f"runner: {e}; run the same command again to resume", file=sys.stderr)
         return 128 + e.signum

@@ -54,12 +54,16 @@ def task(cfg: DictConfig) -> float | None:
         return fail(f"lint errors: {', '.join(sorted({d.code for d in compiled.lint.diagnostics}))}")
     print(summary(compiled.plan, compiled.notes))
     from loracfg.runner.errors import RunError
+    from loracfg.runner.launch import launch, needs_launch
     from loracfg.runner.run import Preempted, eval_metric, run, run_dir_of
 
     point.run_dir = str(run_dir_of(compiled.plan))
     point.record("running")
     try:
-        metrics = run(compiled.plan, objects=compiled.objects)
+        if needs_launch(compiled.plan):  # more than one process: torch.distributed.run starts them (runner.launch)
+            metrics = launch(compiled.plan)
+        else:
+            metrics = run(compiled.plan, objects=compiled.objects)
     except RunError as e:
         return fail(str(e))
     except Preempted as e:

@@ -152,6 +152,20 @@ def build(comp: Composition) -> dict[str, Any]:
     if not cuda:
         training["use_cpu"] = b.decide("TrainingArguments.use_cpu", True, f"hardware.accelerator is {hw['accelerator']}")
         b.sources["TrainingArguments.use_cpu"] = "hardware.accelerator"
+    if d.world_size > 1:  # data parallel: one process per device, started by torch.distributed.run (runner.launch)
+        b.decide("launch.nproc_per_node", d.world_size,
+                 f"hardware.num_devices is {d.world_size}: torch.distributed.run starts one process per device, each "
+                 f"training on its shard of every batch (DistributedDataParallel)")
+        b.sources["launch.nproc_per_node"] = "hardware.num_devices"
+        if not cuda:
+            training["ddp_backend"] = b.decide("TrainingArguments.ddp_backend", "gloo",
+                                               "processes on the CPU communicate through gloo (NCCL needs CUDA)")
+            b.sources["TrainingArguments.ddp_backend"] = "hardware.accelerator"
+        training["ddp_find_unused_parameters"] = b.decide(
+            "TrainingArguments.ddp_find_unused_parameters", False,
+            "the Trainer turns it off only for a PreTrainedModel, which a PeftModel is not; left on, DDP searches the "
+            "frozen base every step and fails beside gradient checkpointing")
+        b.sources["TrainingArguments.ddp_find_unused_parameters"] = "hardware.num_devices"
     if sched.get("gradient_checkpointing"):
         training["gradient_checkpointing_kwargs"] = b.decide(
             "TrainingArguments.gradient_checkpointing_kwargs", {"use_reentrant": False},

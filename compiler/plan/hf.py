@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
+import os
 import platform
 import pprint
 import re
@@ -180,6 +181,10 @@ def training_arguments_kwargs(plan: dict[str, Any]) -> tuple[dict[str, Any], lis
         kwargs[key] = True
         notes.append(f"this machine has no CUDA: TrainingArguments is built here with {key}=True to check the "
                      f"plan; the runner builds it on the target without it")
+    if kwargs.get("ddp_backend") and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        # accelerate asks the process group for its size as soon as a backend is named: only the launched processes
+        # have one, so the plan is checked here (and launched from here) without it
+        kwargs.pop("ddp_backend")
     return kwargs, notes
 
 
