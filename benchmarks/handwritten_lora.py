@@ -3,9 +3,12 @@ the way their documentation shows it (no loracfg in the training path).
 
 Same model (tiny Llama from config, seed 42), same data (the 2000 tiny-patterns rows, shuffled with the seed),
 same hyper-parameters as `python train.py` with the shipped defaults and the benchmark's overrides.
-Prints FIRST_STEP_UNIX=<time> at the end of the first optimizer step.
+Prints FIRST_STEP_UNIX=<time> at the end of the first optimizer step. Under torchrun (benchmarks/ddp_scaling.py)
+it is the hand-written data-parallel job: gloo on the CPU, find_unused_parameters off for the PeftModel, rank 0
+saves.
 """
 
+import os
 import random
 import sys
 import tempfile
@@ -54,9 +57,12 @@ class FirstStep(TrainerCallback):
 args = TrainingArguments(output_dir=OUT, learning_rate=2e-4, lr_scheduler_type="cosine", warmup_steps=0.03,
                          max_steps=MAX_STEPS, per_device_train_batch_size=8, gradient_accumulation_steps=2,
                          logging_steps=10, save_strategy="no", eval_strategy="no", use_cpu=True, seed=42,
-                         report_to="none")
+                         report_to="none",
+                         **({"ddp_backend": "gloo", "ddp_find_unused_parameters": False}
+                            if int(os.environ.get("WORLD_SIZE", "1")) > 1 else {}))
 trainer = Trainer(model=model, args=args, train_dataset=train,
                   data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False), callbacks=[FirstStep()])
 trainer.train()
-trainer.model.save_pretrained(f"{OUT}/adapter")
-tokenizer.save_pretrained(f"{OUT}/adapter")
+if trainer.is_world_process_zero():
+    trainer.model.save_pretrained(f"{OUT}/adapter")
+    tokenizer.save_pretrained(f"{OUT}/adapter")

@@ -117,3 +117,28 @@ def test_kill_9_of_the_whole_job_then_rerun_resumes_every_rank(tmp_path):
     resumed = int(m["resumed_from"][-1].rsplit("-", 1)[1])
     assert len(m["resumed_from"]) == 1 and resumed >= 12 and resumed % 6 == 0, (m["resumed_from"], str(checkpoint))
     assert out.count("resuming from") == 1, out[-2000:]
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_app_checkpoints_every_rank_once_and_a_rerun_resumes(tmp_path):
+    """What SLURM does before preempting: the signal reaches the app, which passes it to the launcher and its
+    workers; all ranks stop at the same step, one checkpoint is written there, and the app exits 128+15."""
+    longer = "schedule.max_steps=60"
+    proc = _train(tmp_path, "two", *TWO, longer, "schedule.save_steps=50")
+    # rank 0 writes metrics.json after the initial evaluation, right before training starts
+    wait_for(lambda: list((tmp_path / "two").glob("*/metrics.json")), "the run's metrics.json", 600, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-4000:]
+    stopped = _metrics(tmp_path, "two")
+    assert stopped["finished"] is False and 0 < stopped["global_step"] < 60, stopped.get("global_step")
+    (run,) = (tmp_path / "two").glob("*/")
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == [f"checkpoint-{stopped['global_step']}"]
+    pointer = json.loads((tmp_path / "two-hydra" / "loracfg.json").read_text())
+    assert pointer["status"] == "interrupted"
+    again = _train(tmp_path, "two", *TWO, longer, "schedule.save_steps=50")
+    out, err = again.communicate(timeout=900)
+    assert again.returncode == 0, err[-4000:]
+    m = _metrics(tmp_path, "two")
+    assert m["finished"] and m["global_step"] == 60
+    assert m["resumed_from"] == [str(run / f"checkpoint-{stopped['global_step']}")]
