@@ -98,3 +98,14 @@ def test_lint_never_imports_torch_for_the_memory_rule():
             "bad=[m for m in ('torch','transformers','peft','bitsandbytes') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_two_processes_halve_the_steps_and_keep_the_memory_per_device():
+    """Each data-parallel process holds the whole model and its own micro-batch: the memory per device is the
+    one-process figure, while the effective batch doubles and the steps of an epoch halve."""
+    one, two = estimate(_cfg("hardware=cpu")), estimate(_cfg("hardware=cpu-2proc"))
+    assert two.steps["effective_batch_size"] == 2 * one.steps["effective_batch_size"]
+    assert two.steps["steps_per_epoch"] == -(-one.steps["train_samples"] // two.steps["effective_batch_size"])
+    assert two.steps["total_steps"] < one.steps["total_steps"]
+    assert two.memory.peak_bytes_per_device == one.memory.peak_bytes_per_device
+    assert two.memory.max_micro_batch <= one.memory.max_micro_batch  # cpu-2proc: 8 GiB per process, not 16
