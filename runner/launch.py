@@ -87,6 +87,9 @@ def launch(plan: dict[str, Any]) -> dict[str, Any]:
     metrics_path = run_dir / METRICS
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     if received:
+        previous = handlers.get(received[0])
+        if callable(previous):  # e.g. submitit's SIGUSR2 handler: the checkpoint is saved, let it requeue the job
+            previous(received[0], None)
         raise Preempted(received[0], int(metrics.get("global_step", 0)))
     if code != 0:
         raise RunError(f"the distributed run failed (torch.distributed.run exited with {code}; each rank's error is "
