@@ -26,7 +26,7 @@ class Derived:
 
 def derive(cfg: Mapping[str, Any]) -> Derived:
     sched, data, hw = cfg["schedule"], cfg["data"], cfg["hardware"]
-    world = int(hw["num_devices"])
+    world = int(hw["num_devices"]) * int(hw.get("num_nodes") or 1)
     micro = int(sched["per_device_train_batch_size"])
     accum = int(sched["gradient_accumulation_steps"])
     n = int(data["num_samples"])

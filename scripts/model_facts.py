@@ -49,6 +49,7 @@ def facts_yaml(facts: dict[str, Any]) -> str:
     lines.append("other_modules:  # the other modules with parameters (embeddings, norms), summed per name")
     for name, o in facts["other_modules"].items():
         lines.append(f"  {name}: {_flow(o)}")
+    lines.append(f"no_split_modules: [{', '.join(facts['no_split_modules'])}]  # FSDP wraps each of these")
     return "\n".join(lines) + "\n"
 
 

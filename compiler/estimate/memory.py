@@ -145,8 +145,12 @@ def count_parameters(cfg: Mapping[str, Any]) -> Parameters:
 
 # -- memory ------------------------------------------------------------------------------------
 
+SHARDED_TERMS = ("base_weights", "adapter_weights", "gradients", "optimizer_states")  # what FSDP divides
+
+
 @dataclass
 class Memory:
+    strategy: str                  # single | ddp | fsdp (resolve_strategy)
     micro_batch: int
     seq_len: int
     breakdown: dict[str, int]      # component -> bytes on one device
@@ -268,9 +272,32 @@ def _per_sequence_activations(cfg: Mapping[str, Any], params: Parameters, seq: i
     return int(body + vocab_out + embed), {"layers": int(body), "logits_and_loss": vocab_out, "embeddings": embed}
 
 
+def resolve_strategy(cfg: Mapping[str, Any], params: Parameters | None = None) -> tuple[str, str]:
+    """(strategy, why): ``single`` for one process; ``hardware.strategy`` when set; ``auto`` is ddp when the
+    whole model's estimate fits one device (or off CUDA: the Trainer's FSDP path needs an accelerator), fsdp
+    when it does not."""
+    world = derive(cfg).world_size
+    chosen = cfg["hardware"].get("strategy") or "auto"
+    if world <= 1:
+        return "single", "one process: nothing to split"
+    if chosen != "auto":
+        return chosen, f"hardware.strategy is {chosen}"
+    if cfg["hardware"]["accelerator"] != "cuda":
+        return "ddp", f"strategy: auto -> ddp: {world} processes on {cfg['hardware']['accelerator']} (FSDP through " \
+                      "the Trainer needs CUDA)"
+    whole = estimate_memory(cfg, params, strategy="ddp")
+    if whole.fits:
+        return "ddp", f"strategy: auto -> ddp: the whole model's estimate, {fmt_bytes(whole.peak_bytes_per_device)}, " \
+                      f"fits one device ({fmt_bytes(whole.limit_bytes)}); each of the {world} processes holds it all"
+    return "fsdp", f"strategy: auto -> fsdp: the whole model needs {fmt_bytes(whole.peak_bytes_per_device)} per " \
+                   f"device, over {fmt_bytes(whole.limit_bytes)}: weights, gradients and optimizer states are " \
+                   f"sharded over the {world} processes"
+
+
 def estimate_memory(cfg: Mapping[str, Any], params: Parameters | None = None,
-                    micro_batch: int | None = None) -> Memory:
+                    micro_batch: int | None = None, strategy: str | None = None) -> Memory:
     params = params or count_parameters(cfg)
+    strategy = strategy or resolve_strategy(cfg, params)[0]
     sched, hw, data = cfg["schedule"], cfg["hardware"], cfg["data"]
     cuda = hw["accelerator"] == "cuda"
     micro = int(micro_batch or sched["per_device_train_batch_size"])
@@ -294,6 +321,15 @@ def estimate_memory(cfg: Mapping[str, Any], params: Parameters | None = None,
         "logits_and_loss": parts["logits_and_loss"] * micro,
         "cuda_context": CUDA_CONTEXT_BYTES if cuda else 0,
     }
+    if strategy == "fsdp":  # each process keeps 1/world of these; a layer is gathered whole for its forward/backward
+        world = derive(cfg).world_size
+        layers = max(int(cfg["model"]["config"].get("num_hidden_layers") or 1), 1)
+        gathered = 2 * math.ceil(breakdown["base_weights"] / layers)  # the layer in use and the one prefetched
+        for term in SHARDED_TERMS:
+            breakdown[term] = math.ceil(breakdown[term] / world)
+        breakdown["fsdp_gathered_layers"] = gathered
+        notes.append(f"FSDP over {world} processes: {', '.join(SHARDED_TERMS)} are sharded (1/{world} each); "
+                     "activations are not; two layers' weights are gathered whole at a time")
     if optim.startswith("paged_"):
         notes.append(f"{optim} keeps its states in CUDA unified memory: they count here, and can spill to host "
                      "memory under pressure (torch.cuda.max_memory_allocated does not see them)")
@@ -301,7 +337,7 @@ def estimate_memory(cfg: Mapping[str, Any], params: Parameters | None = None,
     limit = int(float(hw["device_memory_gib"]) * GIB)
     static = peak - per_seq * micro
     max_micro = max((limit - static) // per_seq, 0) if per_seq else 0
-    return Memory(micro_batch=micro, seq_len=seq, breakdown=breakdown, peak_bytes_per_device=peak,
+    return Memory(strategy=strategy, micro_batch=micro, seq_len=seq, breakdown=breakdown, peak_bytes_per_device=peak,
                   limit_bytes=limit, fits=peak <= limit, max_micro_batch=int(max_micro), notes=notes)
 
 
@@ -318,14 +354,14 @@ class Estimate:
             "trainable_percent": round(100 * p.trainable / p.total, 4) if p.total else 0.0,
             "parameters": asdict(p) | {"targets": list(p.targets)},
             "peak_bytes_per_device": m.peak_bytes_per_device, "limit_bytes_per_device": m.limit_bytes,
-            "fits": m.fits, "max_micro_batch": m.max_micro_batch, "micro_batch": m.micro_batch,
+            "strategy": m.strategy, "fits": m.fits, "max_micro_batch": m.max_micro_batch, "micro_batch": m.micro_batch,
             "seq_len": m.seq_len, "memory_breakdown": m.breakdown, "notes": m.notes, "steps": self.steps,
         }
 
 
 def steps_of(cfg: Mapping[str, Any]) -> dict[str, Any]:
     d = derive(cfg)
-    return {"train_samples": d.train_samples, "eval_samples": d.eval_samples,
+    return {"world_size": d.world_size, "train_samples": d.train_samples, "eval_samples": d.eval_samples,
             "effective_batch_size": d.effective_batch_size, "steps_per_epoch": d.steps_per_epoch,
             "total_steps": d.total_steps, "warmup_steps": d.warmup_steps, "epochs": round(d.epochs, 4),
             "max_steps_set": int(cfg["schedule"]["max_steps"]) > 0}

@@ -27,7 +27,8 @@ def render_text(est: Estimate, cfg: Mapping[str, Any]) -> str:
         lines.append(f"             (not exact: {p.note})")
     lines += ["", f"memory per device at micro-batch {m.micro_batch} x {m.seq_len} tokens "
                   f"({resolve_optim(cfg)}, gradient checkpointing "
-                  f"{'on' if cfg['schedule'].get('gradient_checkpointing') else 'off'})"]
+                  f"{'on' if cfg['schedule'].get('gradient_checkpointing') else 'off'}"
+                  + (f", {m.strategy} over {s['world_size']} processes" if m.strategy != "single" else "") + ")"]
     width = max(len(k) for k in m.breakdown)
     for k, v in m.breakdown.items():
         lines.append(f"  {k.replace('_', ' ').ljust(width)}  {fmt_bytes(v):>12}")

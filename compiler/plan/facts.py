@@ -30,7 +30,7 @@ def meta_model(config: Mapping[str, Any], task: str, num_labels: int | None = No
 
 
 def facts_of(model: Any) -> dict[str, Any]:
-    """``linear_modules`` and ``other_modules`` of a built model, in module order.
+    """``linear_modules``, ``other_modules`` and ``no_split_modules`` of a built model, in module order.
 
     linear_modules: name -> one entry per distinct shape: in_features, out_features, bias, count
     (and ``tied: true`` where the weight is another module's, e.g. a tied output head).
@@ -38,6 +38,7 @@ def facts_of(model: Any) -> dict[str, Any]:
     (embeddings, norms: every parameterised module that is not ``nn.Linear``).
     Parameters shared between modules are counted once, at their first module, as
     ``model.num_parameters()`` counts them.
+    no_split_modules: the model's ``_no_split_modules`` (its transformer layer classes), FSDP's wrap classes.
     """
     import torch
 
@@ -66,7 +67,9 @@ def facts_of(model: Any) -> dict[str, Any]:
                for (i, o, b, t), c in shapes.items()]
         for name, shapes in linear.items()
     }
-    return {"linear_modules": linear_modules, "other_modules": other}
+    # the classes that must stay whole on one device: FSDP wraps (shards) the model at these, the decoder layers
+    no_split = sorted(getattr(model, "_no_split_modules", None) or [])
+    return {"linear_modules": linear_modules, "other_modules": other, "no_split_modules": no_split}
 
 
 def facts_for(model_section: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ diagnostics; ``emit_python`` writes a standalone script that builds the same obj
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import inspect
@@ -174,7 +175,7 @@ def training_arguments_kwargs(plan: dict[str, Any]) -> tuple[dict[str, Any], lis
     CUDA gets use_cpu (transformers refuses bf16 there otherwise); the plan keeps the target's."""
     import torch
 
-    kwargs = dict(plan["training"]["TrainingArguments"])
+    kwargs = copy.deepcopy(plan["training"]["TrainingArguments"])  # TrainingArguments fills fsdp_config in place
     notes = []
     if plan["config"]["hardware"]["accelerator"] == "cuda" and not torch.cuda.is_available():
         key = "no_cuda" if any(m["to"] == "TrainingArguments.no_cuda" for m in plan["mapping"]) else "use_cpu"

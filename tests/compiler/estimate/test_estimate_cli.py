@@ -109,3 +109,26 @@ def test_two_processes_halve_the_steps_and_keep_the_memory_per_device():
     assert two.steps["total_steps"] < one.steps["total_steps"]
     assert two.memory.peak_bytes_per_device == one.memory.peak_bytes_per_device
     assert two.memory.max_micro_batch <= one.memory.max_micro_batch  # cpu-2proc: 8 GiB per process, not 16
+
+
+def test_fsdp_divides_the_sharded_terms_by_the_world_size_and_not_the_activations():
+    cfg = _cfg("hardware=4xa10g", "model=llama-3-8b", "quant=none")
+    ddp, fsdp = estimate_memory(cfg, strategy="ddp"), estimate_memory(cfg, strategy="fsdp")
+    assert (ddp.strategy, fsdp.strategy) == ("ddp", "fsdp")
+    for term in ("base_weights", "adapter_weights", "gradients", "optimizer_states"):
+        assert fsdp.breakdown[term] == -(-ddp.breakdown[term] // 4), term
+    assert fsdp.breakdown["activations"] == ddp.breakdown["activations"]
+    layer = ddp.breakdown["base_weights"] / 32  # two of the 32 layers gathered whole at a time
+    assert fsdp.breakdown["fsdp_gathered_layers"] == pytest.approx(2 * layer, rel=1e-6)
+    assert fsdp.max_micro_batch > ddp.max_micro_batch
+    assert any("sharded (1/4 each)" in n for n in fsdp.notes)
+    # auto: the whole 8B model in bf16 with micro-batch 8 does not fit an A10G, its quarter does
+    assert not ddp.fits and fsdp.fits and estimate(cfg).memory.strategy == "fsdp"
+
+
+def test_estimate_cli_names_the_strategy_and_world_size(capsys):
+    assert main(["estimate", "hardware=4xa10g", "model=llama-3-8b", "quant=none", "-o", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["strategy"] == "fsdp" and data["steps"]["world_size"] == 4
+    assert main(["estimate", "hardware=4xa10g", "model=llama-3-8b", "quant=none"]) == 0
+    assert "fsdp over 4 processes" in capsys.readouterr().out

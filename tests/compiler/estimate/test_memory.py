@@ -52,6 +52,7 @@ def test_shipped_facts_are_the_real_architecture(composer, model):
     assert cfg["model"]["linear_modules"] == real["linear_modules"], \
         f"conf/model/{model}.yaml: linear_modules differ; run scripts/model_facts.py --refresh conf/model/{model}.yaml"
     assert cfg["model"]["other_modules"] == real["other_modules"]
+    assert cfg["model"]["no_split_modules"] == real["no_split_modules"] and real["no_split_modules"]
     assert count_parameters({**cfg, "lora": {**cfg["lora"], "target_modules": [], "modules_to_save": None}}).base \
         == built.num_parameters()
 

@@ -312,3 +312,29 @@ def test_an_argument_the_installed_peft_lacks_is_H002_at_the_key_that_set_it():
     assert d.message == (f"LoraConfig of peft {peft_version} has no argument 'lora_dropout_schedule'; "
                          f"upgrade peft or remove the key")
     assert d.location.file.endswith("conf/lora/r16.yaml") and d.location.line > 1
+
+
+def test_an_fsdp_plan_builds_accelerates_fsdp2_plugin_and_its_wrap_class_is_in_the_model():
+    """The Trainer's FSDP path needs CUDA, so on this machine the plan is checked at the object level: the
+    TrainingArguments turn its settings into accelerate's FSDP plugin arguments, and the class it wraps at
+    (read from the model facts, torch-free) is a module class of the real model."""
+    from accelerate.utils.dataclasses import get_module_class_from_name  # what the FSDP plugin looks classes up with
+    from loracfg.compiler.plan.build import content_hash
+    from loracfg.compiler.plan.facts import meta_model
+
+    compiled = compile_run(["hardware=2xh100", "hardware.strategy=fsdp", "quant=nf4",
+                            "schedule.gradient_checkpointing=true"], CONF)
+    assert compiled.ok, [(d.code, d.message) for d in compiled.lint.diagnostics]
+    plan, args = compiled.plan, compiled.objects.training_arguments
+    assert plan["hash"] == content_hash(plan)  # building the objects left the plan as it was sealed
+    assert args.fsdp and args.fsdp_plugin_args == {
+        "fsdp_version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP", "transformer_cls_names_to_wrap":
+        "LlamaDecoderLayer", "cpu_ram_efficient_loading": True, "state_dict_type": "FULL_STATE_DICT",
+        "activation_checkpointing": True, "reshard_after_forward": True}
+    assert not args.gradient_checkpointing  # FSDP's activation checkpointing instead
+    assert compiled.objects.bnb_config.bnb_4bit_quant_storage == torch.bfloat16
+    model = meta_model(plan["model"]["architecture"], "causal-lm")
+    [name] = plan["training"]["TrainingArguments"]["fsdp_config"]["transformer_layer_cls_to_wrap"]
+    layer = get_module_class_from_name(model, name)
+    assert layer is not None and sum(isinstance(m, layer) for m in model.modules()) == \
+        plan["model"]["architecture"]["num_hidden_layers"]
