@@ -249,6 +249,29 @@ bnb_4bit_compute_dtype: bfloat16
 ```
 """)
 
+AUTO_BATCH_UNRESOLVED = _code("S005", "auto-batch-unresolved", "schema", """
+## What it does
+Reports a `per_device_train_batch_size: auto` the compiler cannot resolve (no `effective_batch_size`
+to keep, or one that does not split evenly over the processes), and an `effective_batch_size` set
+beside a fixed micro-batch that gives another effective batch.
+
+## Why is this bad?
+With `auto` the compiler picks the largest micro-batch the memory estimate fits and the gradient
+accumulation that keeps `effective_batch_size` for any number of devices; without a target there
+is nothing to keep, and beside a fixed micro-batch the target would be silently ignored.
+
+## Example
+```yaml
+per_device_train_batch_size: auto
+```
+
+## Use instead
+```yaml
+per_device_train_batch_size: auto
+effective_batch_size: 32
+```
+""")
+
 HF_REJECTED = _code("H001", "hf-constructor-rejected", "compile", """
 ## What it does
 Reports a plan that a Hugging Face constructor (`TrainingArguments`, `LoraConfig`,
@@ -294,5 +317,5 @@ pip install 'peft>=0.9'
 CHECKS: tuple[Code, ...] = (
     MALFORMED_YAML, MISSING_OPTION, UNKNOWN_OVERRIDE, INVALID_OVERRIDE, MISSING_VALUE,
     BROKEN_INTERPOLATION, COMPOSITION_FAILED, MISSING_FILE,
-    UNKNOWN_KEY, WRONG_TYPE, INVALID_VALUE, MISSING_KEY, HF_REJECTED, ARGUMENT_NOT_SUPPORTED,
+    UNKNOWN_KEY, WRONG_TYPE, INVALID_VALUE, MISSING_KEY, AUTO_BATCH_UNRESOLVED, HF_REJECTED, ARGUMENT_NOT_SUPPORTED,
 )

@@ -86,6 +86,7 @@ class Composition:
         self._provenance = provenance
         self._origins: dict[str, Location] | None = None
         self._primary: Location | None = None
+        self.launcher: str | None = None  # Hydra's hydra/launcher choice (basic, slurm, ...) where known
         self.defaulted: dict[str, str] = {}  # key -> whose default it took (loracfg.compiler.lint.validate.apply_defaults)
 
     @property
@@ -242,9 +243,13 @@ class Composer:
         except _COMPOSE_ERRORS as e:
             return None, [self._compose_error(e, parsed, overrides)]
         choices = {g: str(o) for g, o in cfg.hydra.runtime.choices.items() if not g.startswith("hydra/") and o is not None}
+        launcher = cfg.hydra.runtime.choices.get("hydra/launcher")
         with open_dict(cfg):
             del cfg["hydra"]
-        return self._finish(cfg, overrides, parsed, choices)
+        comp, diags = self._finish(cfg, overrides, parsed, choices)
+        if comp is not None:
+            comp.launcher = launcher
+        return comp, diags
 
     def adopt(self, cfg: DictConfig, overrides: Sequence[str], choices: dict[str, str]) -> tuple[Composition, list[Diagnostic]]:
         """The composition a Hydra app already composed (``train.py``: its ``cfg`` and
@@ -253,7 +258,10 @@ class Composer:
         parsed = [(self._parser.parse_override(text), col) for text, col in zip(overrides, self._columns(overrides))]
         cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
         own = {g: str(o) for g, o in choices.items() if not g.startswith("hydra/") and o is not None}
-        return self._finish(cfg, overrides, parsed, own)
+        comp, diags = self._finish(cfg, overrides, parsed, own)
+        if comp is not None:
+            comp.launcher = choices.get("hydra/launcher")
+        return comp, diags
 
     def _finish(self, cfg: DictConfig, overrides: tuple[str, ...], parsed: list[tuple[Override, int]],
                 choices: dict[str, str]) -> tuple[Composition, list[Diagnostic]]:

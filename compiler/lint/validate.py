@@ -70,6 +70,10 @@ def validate(comp: Composition) -> list[Diagnostic]:
     for group in sorted(k for k in comp.config if isinstance(comp.config[k], dict)):
         if f"{group}.schema.json" in schema_documents():
             diags.extend(_fractional_counts(comp, comp.config[group], group_schema(group), group))
+    if not diags and isinstance(comp.config.get("schedule"), dict) and isinstance(comp.config.get("hardware"), dict):
+        from loracfg.compiler.lint import auto_batch
+
+        diags.extend(auto_batch.resolve(comp))  # per_device_train_batch_size: auto becomes a number here
     return diags
 
 

@@ -19,9 +19,13 @@ from loracfg.compiler.derived import (
     resolve_optim,
     resolve_precision,
 )
+from loracfg.compiler.estimate.memory import resolve_strategy
+from loracfg.compiler.lint import auto_batch
 from loracfg.compiler.lint.compose import Composition
 
-PLAN_VERSION = 3  # 2: data.format names the row shape, defaults filled in; 3: resolved.sequences (packing mode)
+PLAN_VERSION = 4  # 2: data.format names the row shape, defaults filled in; 3: resolved.sequences (packing mode);
+#                  4: resolved.strategy (single | ddp | fsdp), launch.nnodes
+DDP_TIMEOUT_S = 600  # collective timeout: a rank that died stops the others in 10 minutes, not torch's 30
 
 AUTO_CLASSES = {
     "causal-lm": ("AutoModelForCausalLM", "CAUSAL_LM"),
@@ -114,6 +118,8 @@ def build(comp: Composition) -> dict[str, Any]:
     b = _Builder()
     for key, source in sorted(comp.defaulted.items()):
         b.decide(key, comp.get(key), f"not set by the config: {source}'s default")
+    for argument, value, why in auto_batch.decisions(comp):
+        b.decide(argument, value, why)
     cuda = hw["accelerator"] == "cuda"
     quantized = bool(quant.get("load_in_4bit") or quant.get("load_in_8bit"))
 
@@ -152,21 +158,37 @@ def build(comp: Composition) -> dict[str, Any]:
     if not cuda:
         training["use_cpu"] = b.decide("TrainingArguments.use_cpu", True, f"hardware.accelerator is {hw['accelerator']}")
         b.sources["TrainingArguments.use_cpu"] = "hardware.accelerator"
-    if d.world_size > 1:  # data parallel: one process per device, started by torch.distributed.run (runner.launch)
-        b.decide("launch.nproc_per_node", d.world_size,
-                 f"hardware.num_devices is {d.world_size}: torch.distributed.run starts one process per device, each "
-                 f"training on its shard of every batch (DistributedDataParallel)")
+    strategy, strategy_why = resolve_strategy(cfg)
+    if d.world_size > 1:  # one process per device: torch.distributed.run (runner.launch) or one SLURM task each
+        nodes = int(hw.get("num_nodes") or 1)
+        b.decide("launch.nproc_per_node", int(hw["num_devices"]),
+                 f"hardware.num_devices is {hw['num_devices']}: one process per device, each training on its shard "
+                 f"of every batch")
         b.sources["launch.nproc_per_node"] = "hardware.num_devices"
+        if nodes > 1:
+            b.decide("launch.nnodes", nodes, f"hardware.num_nodes is {nodes}: world size {d.world_size}; the processes "
+                                             "are SLURM tasks (hydra/launcher=slurm) or torchrun per node")
+            b.sources["launch.nnodes"] = "hardware.num_nodes"
+        b.decide("strategy", strategy, strategy_why)
+        b.sources["strategy"] = "hardware.strategy"
         if not cuda:
             training["ddp_backend"] = b.decide("TrainingArguments.ddp_backend", "gloo",
                                                "processes on the CPU communicate through gloo (NCCL needs CUDA)")
             b.sources["TrainingArguments.ddp_backend"] = "hardware.accelerator"
-        training["ddp_find_unused_parameters"] = b.decide(
-            "TrainingArguments.ddp_find_unused_parameters", False,
-            "the Trainer turns it off only for a PreTrainedModel, which a PeftModel is not; left on, DDP searches the "
-            "frozen base every step and fails beside gradient checkpointing")
-        b.sources["TrainingArguments.ddp_find_unused_parameters"] = "hardware.num_devices"
-    if sched.get("gradient_checkpointing"):
+        training["ddp_timeout"] = b.decide(
+            "TrainingArguments.ddp_timeout", DDP_TIMEOUT_S,
+            "a collective waits at most 10 minutes (torch's default is 30): when a rank dies the others stop with "
+            "an error naming the wait instead of hanging; torchrun's agent stops them at once anyway")
+        b.sources["TrainingArguments.ddp_timeout"] = "hardware.num_devices"
+        if strategy == "ddp":
+            training["ddp_find_unused_parameters"] = b.decide(
+                "TrainingArguments.ddp_find_unused_parameters", False,
+                "the Trainer turns it off only for a PreTrainedModel, which a PeftModel is not; left on, DDP searches "
+                "the frozen base every step and fails beside gradient checkpointing")
+            b.sources["TrainingArguments.ddp_find_unused_parameters"] = "hardware.num_devices"
+        else:
+            _fsdp(b, cfg, training)
+    if training.get("gradient_checkpointing"):
         training["gradient_checkpointing_kwargs"] = b.decide(
             "TrainingArguments.gradient_checkpointing_kwargs", {"use_reentrant": False},
             "reentrant checkpointing needs inputs that require grad, which a frozen base under PEFT does not give")
@@ -185,7 +207,9 @@ def build(comp: Composition) -> dict[str, Any]:
     dtype = resolve_dtype(cfg)
     why = "4-bit base: non-quantized modules in the compute dtype" if quant.get("load_in_4bit") else \
         f"matches {precision} training"
-    if cuda and hw["num_devices"] > 1:
+    if strategy == "fsdp":
+        device_map, dm_why = None, "FSDP places each process's shards itself (a device map would fight it)"
+    elif cuda and d.world_size > 1:
         device_map, dm_why = "local_rank", "one process per device: each loads onto its own GPU ({'': LOCAL_RANK})"
     elif cuda:
         device_map, dm_why = "auto", "a single CUDA device"
@@ -231,6 +255,12 @@ def build(comp: Composition) -> dict[str, Any]:
                 f"(modules_to_save) and a copy of a 4-bit Linear loses its quantization state (bitsandbytes "
                 f"fails at the first forward)")
             b.sources["BitsAndBytesConfig.llm_int8_skip_modules"] = "model.task"
+        if strategy == "fsdp" and quant.get("load_in_4bit") and not quant.get("bnb_4bit_quant_storage"):
+            bnb["bnb_4bit_quant_storage"] = b.decide(
+                "BitsAndBytesConfig.bnb_4bit_quant_storage", dtype,
+                f"FSDP flattens and shards parameters of one dtype: the packed 4-bit weights are stored as {dtype}, "
+                f"the dtype of the rest of the model, instead of uint8 (which FSDP cannot shard)")
+            b.sources["BitsAndBytesConfig.bnb_4bit_quant_storage"] = "hardware.strategy"
 
     plan: dict[str, Any] = {
         "plan_version": PLAN_VERSION,
@@ -263,6 +293,7 @@ def build(comp: Composition) -> dict[str, Any]:
             "warmup_steps": d.warmup_steps,
             "epochs": round(d.epochs, 4),
             "world_size": d.world_size,
+            "strategy": strategy,
             "sequences": mode,
         },
         "decisions": b.decisions,
@@ -270,6 +301,40 @@ def build(comp: Composition) -> dict[str, Any]:
         "sources": b.sources,
     }
     return plan
+
+
+def _fsdp(b: _Builder, cfg: dict[str, Any], training: dict[str, Any]) -> None:
+    """TrainingArguments for FSDP2 through the Trainer (accelerate's plugin), each setting a decision."""
+    layers = cfg["model"].get("no_split_modules")
+    training["fsdp"] = b.decide("TrainingArguments.fsdp", True, "strategy fsdp: the Trainer wraps the model in "
+                                "accelerate's FSDP plugin; weights, gradients and optimizer states are sharded")
+    fsdp_config: dict[str, Any] = {
+        "version": b.decide("fsdp_config.version", 2, "FSDP2 (per-parameter DTensor sharding): FSDP1 is deprecated in "
+                            "transformers 5 and its use_orig_params / sync_module_states have no FSDP2 counterpart "
+                            "(parameters are always the originals; cpu_ram_efficient_loading broadcasts rank 0's)"),
+        "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+        "cpu_ram_efficient_loading": b.decide(
+            "fsdp_config.cpu_ram_efficient_loading", True,
+            "rank 0 alone reads the checkpoint into host memory; the others start empty and receive it by broadcast "
+            "(eight full copies of a 70B base would not fit one host)"),
+        "state_dict_type": "FULL_STATE_DICT",
+        "reshard_after_forward": True,
+    }
+    if layers:
+        fsdp_config["transformer_layer_cls_to_wrap"] = b.decide(
+            "fsdp_config.transformer_layer_cls_to_wrap", list(layers),
+            f"the model's layer classes (model.no_split_modules, read off the architecture): each "
+            f"{' / '.join(layers)} is one FSDP unit, gathered whole for its forward and backward")
+        b.sources["fsdp_config.transformer_layer_cls_to_wrap"] = "model.no_split_modules"
+    if training.get("gradient_checkpointing"):
+        training["gradient_checkpointing"] = b.decide(
+            "TrainingArguments.gradient_checkpointing", False,
+            "schedule.gradient_checkpointing under FSDP goes to FSDP's own activation checkpointing "
+            "(fsdp_config.activation_checkpointing): the model's would all-gather each layer a second time")
+        fsdp_config["activation_checkpointing"] = True
+        b.sources["fsdp_config.activation_checkpointing"] = "schedule.gradient_checkpointing"
+    training["fsdp_config"] = fsdp_config
+    b.sources["TrainingArguments.fsdp"] = "hardware.strategy"
 
 
 def run_id_of(cfg: dict[str, Any]) -> str:

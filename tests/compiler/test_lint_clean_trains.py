@@ -36,7 +36,7 @@ OPTIONS = {g: sorted(p.stem for p in (ROOT / "conf" / g).glob("*.yaml")) for g i
 SCHEMAS = {g: json.loads((ROOT / "schemas" / f"{g}.schema.json").read_text())["properties"] for g in GROUPS}
 # the model facts are generated (scripts/model_facts.py), not written by hand
 KEYS = sorted((g, k) for g in GROUPS for k in SCHEMAS[g] if k not in ("defaults", "config", "linear_modules",
-                                                                         "other_modules"))
+                                                                         "other_modules", "no_split_modules"))
 NAMES = ["loss", "eval_loss", "eval_accuracy", "q_proj", "all-linear", "q_proj,v_proj", "lm_head", "classifier",
          "score", "gaussian", "pissa", "pissa_niter_4", "olora", "orthogonal", "loftq", "eva", "corda", "mica",
          "nope", "text", "<|im_end|>"]
@@ -63,7 +63,7 @@ def pool(spec: dict, key: str) -> list:
     if "null" in types:
         out.append(None)
     if "string" in types and "enum" not in spec:
-        out += NAMES
+        out += NAMES + (["auto"] if spec.get("pattern") == "^auto$" else [])
     if "array" in types:
         out += LISTS
     if key == "lr_scheduler_kwargs":

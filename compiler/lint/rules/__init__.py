@@ -23,6 +23,8 @@ from loracfg.compiler.lint.rules import (
     evaluation_without_eval_split,
     fp16_and_bf16,
     fractional_interval_above_one,
+    fsdp_quant_storage_mismatch,
+    fsdp_without_cuda,
     hardware_facts_contradict_device,
     interval_longer_than_run,
     learning_rate_atypical_for_lora,
@@ -36,6 +38,7 @@ from loracfg.compiler.lint.rules import (
     max_steps_overrides_epochs,
     memory_exceeds_device,
     metric_not_computed,
+    nodes_without_launcher,
     optimizer_cannot_run,
     packing_unsupported_for_format,
     paged_optimizer_without_cuda,
@@ -48,6 +51,7 @@ from loracfg.compiler.lint.rules import (
     trust_remote_code,
     warmup_missing_or_too_long,
     weight_decay_too_high,
+    world_size_changes_batch,
 )
 
 _MODULES: tuple[ModuleType, ...] = (
@@ -87,6 +91,10 @@ _MODULES: tuple[ModuleType, ...] = (
     rank_above_layer_width,
     setting_ignored,
     metric_not_computed,
+    fsdp_quant_storage_mismatch,
+    fsdp_without_cuda,
+    world_size_changes_batch,
+    nodes_without_launcher,
 )
 
 

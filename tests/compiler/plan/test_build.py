@@ -39,7 +39,7 @@ def test_cpu_default_resolves_fp32_adamw_and_use_cpu(composer):
     assert p["resolved"] == {"precision": "fp32", "optim": "adamw_torch", "effective_batch_size": 16,
                              "train_samples": 1800, "eval_samples": 200, "steps_per_epoch": 113,
                              "total_steps": 339, "warmup_steps": 11, "epochs": 3.0, "world_size": 1,
-                             "sequences": "padded"}
+                             "strategy": "single", "sequences": "padded"}
 
 
 @pytest.mark.parametrize("keys, mode", [
@@ -98,3 +98,52 @@ def test_planning_imports_no_training_stack():
             "print(sorted(m for m in ('torch', 'transformers', 'peft', 'bitsandbytes') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "[]", r.stderr
+
+
+# -- many devices: the strategy and its settings ------------------------------------------------------------------
+
+def test_auto_strategy_is_ddp_where_the_model_fits_one_device_and_fsdp_where_only_shards_fit(composer):
+    fits = build(composer, "hardware=8xa100-80g", "model=llama-3-8b", "quant=none")
+    assert fits["resolved"]["strategy"] == "ddp" and "fits one device" in decision(fits, "strategy")["why"]
+    assert fits["training"]["TrainingArguments"]["ddp_find_unused_parameters"] is False
+    assert "fsdp" not in fits["training"]["TrainingArguments"]
+    # 16 GB of bf16 weights and micro-batch 8 of 512 tokens without checkpointing: over an A10G's 22 GiB
+    big = build(composer, "hardware=4xa10g", "model=llama-3-8b", "quant=none")
+    assert big["resolved"]["strategy"] == "fsdp", decision(big, "strategy")
+    assert "sharded over the 4 processes" in decision(big, "strategy")["why"]
+    assert big["model"]["from_pretrained"]["device_map"] is None  # FSDP places the shards
+    assert "ddp_find_unused_parameters" not in big["training"]["TrainingArguments"]
+    cpu = build(composer, "hardware=cpu-2proc")
+    assert cpu["resolved"]["strategy"] == "ddp" and "needs CUDA" in decision(cpu, "strategy")["why"]
+    assert build(composer)["resolved"]["strategy"] == "single"
+
+
+def test_qlora_fsdp_plan_wraps_the_decoder_layers_and_stores_4_bit_weights_in_the_compute_dtype(composer):
+    plan = build(composer, "hardware=8xa100-80g", "hardware.strategy=fsdp", "model=llama-3-8b", "quant=nf4",
+                 "schedule.gradient_checkpointing=true")
+    ta = plan["training"]["TrainingArguments"]
+    assert ta["fsdp"] is True and ta["ddp_timeout"] == plan_module.DDP_TIMEOUT_S
+    assert ta["fsdp_config"] == {"version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+                                 "cpu_ram_efficient_loading": True, "state_dict_type": "FULL_STATE_DICT",
+                                 "reshard_after_forward": True, "transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"],
+                                 "activation_checkpointing": True}
+    # checkpointing goes to FSDP's own, not the model's (which would all-gather each layer twice)
+    assert ta["gradient_checkpointing"] is False and "gradient_checkpointing_kwargs" not in ta
+    assert plan["quantization"]["BitsAndBytesConfig"]["bnb_4bit_quant_storage"] == "bfloat16"
+    for argument in ("fsdp_config.transformer_layer_cls_to_wrap", "BitsAndBytesConfig.bnb_4bit_quant_storage",
+                     "fsdp_config.cpu_ram_efficient_loading", "fsdp_config.version", "TrainingArguments.ddp_timeout"):
+        assert decision(plan, argument)["why"], argument
+    assert plan["sources"]["fsdp_config.transformer_layer_cls_to_wrap"] == "model.no_split_modules"
+    # a storage the user set is kept (L037 checks it), and a base in 16 bits has none to set
+    kept = build(composer, "hardware=8xa100-80g", "hardware.strategy=fsdp", "quant=nf4",
+                 "+quant.bnb_4bit_quant_storage=float32")
+    assert kept["quantization"]["BitsAndBytesConfig"]["bnb_4bit_quant_storage"] == "float32"
+
+
+def test_nodes_multiply_the_world_size_the_effective_batch_and_divide_the_steps(composer):
+    one = build(composer, "hardware=8xa100-80g")
+    two = build(composer, "hardware=8xa100-80g", "hardware.num_nodes=2")
+    assert (one["resolved"]["world_size"], two["resolved"]["world_size"]) == (8, 16)
+    assert two["resolved"]["effective_batch_size"] == 2 * one["resolved"]["effective_batch_size"]
+    assert two["resolved"]["steps_per_epoch"] < one["resolved"]["steps_per_epoch"]
+    assert decision(two, "launch.nnodes")["value"] == 2 and decision(two, "launch.nproc_per_node")["value"] == 8

@@ -53,7 +53,7 @@ def test_codes_are_unique_and_well_formed():
     codes = [c.code for c in ALL_CODES.values()]
     assert len(codes) == len(set(codes))
     rule_codes = [r.code for r in RULES]
-    assert len(rule_codes) == len(set(rule_codes)) == 36
+    assert len(rule_codes) == len(set(rule_codes)) == 40
     names = [c.name for c in ALL_CODES.values()]
     assert len(names) == len(set(names))
     for c in ALL_CODES.values():
