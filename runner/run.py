@@ -231,6 +231,24 @@ def _unprepare_after_evaluation(trainer: Any) -> None:
     trainer.accelerator._models[:] = [m for m in trainer.accelerator._models if m is not trainer.model]
 
 
+def trainer_state_of(args: Any) -> str:
+    return f"accelerate's distributed type {args.distributed_state.distributed_type.value}"
+
+
+def _same_plan_on_every_rank(plan: dict[str, Any]) -> None:
+    """Every rank must train the same plan: one edited between two launches (or a stale copy on one node) would
+    train different models that the all-reduce silently averages. The ranks compare plan hashes first."""
+    import torch.distributed as dist
+
+    hashes: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(hashes, plan["hash"])
+    if len(set(hashes)) > 1:
+        odd = [f"rank {r}: {h}" for r, h in enumerate(hashes) if h != hashes[0]]
+        raise RunError(f"the ranks of this run disagree on the plan (rank 0: {hashes[0]}; {'; '.join(odd)}): the plan "
+                       f"changed between launches or differs between nodes; compile once and start every rank from "
+                       f"that file")
+
+
 def _accuracy(prediction: Any) -> dict[str, float]:
     import numpy as np
 
@@ -303,6 +321,13 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
         raise RunError("; ".join(d.message for d in objects.diagnostics))
     args = objects.training_arguments
     main = args.process_index == 0  # rank 0 alone writes the run directory and prints
+    want = int(plan["resolved"].get("world_size", 1))
+    if args.world_size != want:  # e.g. arguments built before the process joined its group: it would train alone
+        raise RunError(f"the plan is for {want} processes but this one trains in a group of {args.world_size} "
+                       f"({trainer_state_of(args)}); start it through the app, python -m loracfg.runner PLAN, or one "
+                       f"SLURM task per device", key="hardware.num_devices")
+    if args.world_size > 1:
+        _same_plan_on_every_rank(plan)
     out = out if main else open(os.devnull, "w")  # noqa: SIM115 - lives as long as the run
     tokenizer = _tokenizer(plan)
     sequences = plan["resolved"]["sequences"]
@@ -352,6 +377,7 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
                                "trainable_params": trainable, "total_params": total, "resumed_from": [],
                                "quantized_linear_modules": quantized, "cpu_threads": threads,
                                "world_size": args.world_size,
+                               "strategy": plan["resolved"].get("strategy", "single"),
                                "distributed_type": trainer.accelerator.distributed_type.value,
                                "data": {"sequences": sequences, "train": train.stats,
                                         "eval": evaluation.stats if evaluation else None,

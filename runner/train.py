@@ -46,18 +46,28 @@ def task(cfg: DictConfig) -> float | None:
         hf.require_train_extra("train")
     except hf.MissingExtra as e:
         return fail(str(e))
-    # Hydra composed cfg from these overrides already: it is linted as it is, not composed a second time
-    compiled = compile_run(overrides, main_config_dir(hc), load_settings(), composed=(cfg, dict(hc.runtime.choices)))
+    from loracfg.runner.launch import slurm_tasks
+
+    # Hydra composed cfg from these overrides already: it is linted as it is, not composed a second time. A task
+    # of a SLURM step of several builds its objects only once it has joined the run as its rank (below): the
+    # TrainingArguments fix the process's distributed state when they are built
+    compiled = compile_run(overrides, main_config_dir(hc), load_settings(), composed=(cfg, dict(hc.runtime.choices)),
+                           build_objects=slurm_tasks() <= 1)
     if compiled.lint.diagnostics:
         print(render.render(compiled.lint, "text"), file=sys.stderr)
     if not compiled.ok:
         return fail(f"lint errors: {', '.join(sorted({d.code for d in compiled.lint.diagnostics}))}")
     print(summary(compiled.plan, compiled.notes))
     from loracfg.runner.errors import RunError
-    from loracfg.runner.launch import launch, needs_launch
+    from loracfg.runner.launch import join_slurm_tasks, launch, needs_launch, rank
     from loracfg.runner.run import Preempted, eval_metric, run, run_dir_of
 
     point.run_dir = str(run_dir_of(compiled.plan))
+    try:
+        if join_slurm_tasks(compiled.plan):  # the tasks share the job's directory: rank 0 keeps the pointer
+            point.writes = rank() == 0
+    except RunError as e:
+        return fail(str(e))
     point.record("running")
     try:
         if needs_launch(compiled.plan):  # more than one process: torch.distributed.run starts them (runner.launch)

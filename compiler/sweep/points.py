@@ -101,9 +101,12 @@ class Point:
 
     def __init__(self, path: Path, overrides: list[str]):
         self.path, self.overrides, self.run_dir = path, overrides, None
+        self.writes = True  # False in the other ranks of a point that runs as several SLURM tasks
 
     def record(self, status: str, **extra: str) -> None:
         from loracfg.compiler.files import write_json
 
+        if not self.writes:
+            return
         write_json(self.path, {"overrides": self.overrides, "run_dir": self.run_dir, "status": status,
                                "slurm_job_id": os.environ.get("SLURM_JOB_ID"), **extra})
