@@ -15,6 +15,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -316,7 +317,7 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
     _check_lengths(plan)
     _check_model_source(plan)
     # the TrainingArguments join the process group under a distributed launch: built before anything waits on it
-    objects = objects or hf.to_hf(plan)
+    objects = objects or hf.to_hf(plan, keep_environment=True)
     if objects.diagnostics:
         raise RunError("; ".join(d.message for d in objects.diagnostics))
     args = objects.training_arguments
@@ -374,6 +375,7 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
 
     resume = last_complete_checkpoint(run_dir)
     metrics: dict[str, Any] = {"plan_hash": plan["hash"], "run_dir": str(run_dir), "finished": False,
+                               "host": socket.gethostname(), "pid": os.getpid(), "started_unix": round(t_start, 3),
                                "trainable_params": trainable, "total_params": total, "resumed_from": [],
                                "quantized_linear_modules": quantized, "cpu_threads": threads,
                                "world_size": args.world_size,
@@ -398,6 +400,11 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
     t_train = time.time()
     try:
         result = trainer.train(resume_from_checkpoint=resume)
+    except Exception as e:  # recorded for `loracfg runs`, then raised as before
+        if main:
+            write_json(metrics_path, {**metrics, "error": f"{type(e).__name__}: {e}".splitlines()[0][:500],
+                                      "global_step": trainer.state.global_step})
+        raise
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
@@ -419,6 +426,7 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
         "first_step_unix": state.get("first_step_unix"),
     })
     if state.get("signum"):
+        metrics["stopped_by"] = signal.Signals(state["signum"]).name
         if main:
             write_json(metrics_path, metrics)
         raise Preempted(state["signum"], step)

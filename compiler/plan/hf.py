@@ -198,8 +198,12 @@ def bnb_kwargs(plan: dict[str, Any]) -> dict[str, Any] | None:
     return kwargs
 
 
-def to_hf(plan: dict[str, Any], locate: Callable[[str], Location] | None = None) -> HFObjects:
-    """The real Hugging Face objects of a specialized plan; constructor errors become diagnostics."""
+def to_hf(plan: dict[str, Any], locate: Callable[[str], Location] | None = None,
+          keep_environment: bool = False) -> HFObjects:
+    """The real Hugging Face objects of a specialized plan; constructor errors become diagnostics.
+
+    ``keep_environment``: keep what building the TrainingArguments exports to the environment (the runner
+    does: transformers reads FSDP_CPU_RAM_EFFICIENT_LOADING while loading the model)."""
     from peft import LoraConfig
     from transformers import BitsAndBytesConfig, TrainingArguments
 
@@ -218,7 +222,11 @@ def to_hf(plan: dict[str, Any], locate: Callable[[str], Location] | None = None)
             return None
 
     ta_kwargs, notes = training_arguments_kwargs(plan)
+    saved = dict(os.environ)
     ta = construct(TrainingArguments, "TrainingArguments", ta_kwargs)
+    if not keep_environment:  # FSDP arguments export ACCELERATE_USE_FSDP & co. for accelerate: a plan only
+        os.environ.clear()    # checked here (lint, compile, tests) must not turn FSDP on for what runs next
+        os.environ.update(saved)
     lora = construct(LoraConfig, "LoraConfig", plan["lora"]["LoraConfig"])
     bnb_kw = bnb_kwargs(plan)
     bnb = construct(BitsAndBytesConfig, "BitsAndBytesConfig", bnb_kw) if bnb_kw is not None else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -327,6 +328,13 @@ def test_an_fsdp_plan_builds_accelerates_fsdp2_plugin_and_its_wrap_class_is_in_t
     assert compiled.ok, [(d.code, d.message) for d in compiled.lint.diagnostics]
     plan, args = compiled.plan, compiled.objects.training_arguments
     assert plan["hash"] == content_hash(plan)  # building the objects left the plan as it was sealed
+    assert not any(k.startswith(("ACCELERATE_USE_FSDP", "FSDP_")) for k in os.environ)  # checking leaks nothing
+    if int(transformers.__version__.split(".")[0]) < 5:
+        # transformers 4 hands FSDP to accelerate through environment variables and knows no FSDP version: there
+        # the plan runs as FSDP1 full_shard with the same wrap class (README: "More than one GPU")
+        assert [str(getattr(o, "value", o)) for o in args.fsdp] == ["full_shard"]
+        assert args.fsdp_config["transformer_layer_cls_to_wrap"] == ["LlamaDecoderLayer"]
+        return
     assert args.fsdp and args.fsdp_plugin_args == {
         "fsdp_version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP", "transformer_cls_names_to_wrap":
         "LlamaDecoderLayer", "cpu_ram_efficient_loading": True, "state_dict_type": "FULL_STATE_DICT",
