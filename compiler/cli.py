@@ -79,6 +79,38 @@ def _parser() -> argparse.ArgumentParser:
     dat.add_argument("--config-dir", type=Path, default=None)
     dat.add_argument("-o", "--output-format", choices=("text", "json"), default="text")
 
+    exp = sub.add_parser("export", help="a run's adapter, or the model with it merged, with a model card",
+                         description="Write a finished run's adapter and tokenizer (chat template included) as a "
+                                     "PEFT folder, or with --merge the base with the adapter merged in (safetensors, "
+                                     "tokenizer, generation config); a README.md model card carries the run's config, "
+                                     "plan hash, versions, data, metrics and lint result. Needs the train extra.")
+    exp.add_argument("run_dir", type=Path)
+    exp.add_argument("-o", "--output", type=Path, required=True, help="the folder to write (must not exist)")
+    exp.add_argument("--merge", action="store_true", help="merge the adapter into the base (a 4-bit base is "
+                     "de-quantized to the compute dtype first)")
+    exp.add_argument("--force", action="store_true", help="replace the output folder if it exists")
+    exp.add_argument("--allow-unfinished", action="store_true", help="export the last complete checkpoint of a "
+                     "run that did not finish")
+    exp.add_argument("--base", default=None, help="the base model's directory, where it is not (any longer) where "
+                     "the run's model.name_or_path says")
+
+    gen = sub.add_parser("generate", help="answer a prompt with a run's base + adapter (greedy)",
+                         description="Load the run's base and adapter the way it trained (quantization included), "
+                                     "apply its chat template, and print the greedy answer. Needs the train extra.")
+    gen.add_argument("run_dir", type=Path)
+    gen.add_argument("prompt", nargs="?", default=None)
+    gen.add_argument("--messages", type=Path, default=None, help="a JSON file: a list of {role, content} messages")
+    gen.add_argument("--max-new-tokens", type=int, default=64)
+    gen.add_argument("--allow-unfinished", action="store_true")
+    gen.add_argument("--base", default=None)
+
+    runs = sub.add_parser("runs", help="every run under a folder: model, method, differing settings, status, loss",
+                          description="One line per run directory (single runs and sweep points alike): run id, "
+                                      "model, method, the settings that differ between the runs, final eval loss, "
+                                      "wall time and status (finished, running, stopped at step N, failed: why).")
+    runs.add_argument("output_dir", type=Path, nargs="?", default=Path("runs"))
+    runs.add_argument("-o", "--output-format", choices=("text", "json"), default="text")
+
     rule = sub.add_parser("rule", help="explain a rule code (or --all)")
     rule.add_argument("code", nargs="?", help="a code such as L003, or a rule name")
     rule.add_argument("--all", action="store_true", help="every rule and check")
@@ -280,6 +312,57 @@ def _report(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _use(ns: argparse.Namespace) -> int:
+    """export, generate, runs: what a run left behind, used."""
+    from loracfg.runner.errors import RunError
+
+    try:
+        if ns.command == "runs":
+            from loracfg.runner import runs
+
+            rows = runs.collect(ns.output_dir)
+            print(json.dumps(rows, indent=2) if ns.output_format == "json" else runs.render(rows))
+            return 0
+        from loracfg.compiler.plan.hf import MissingExtra, require_train_extra
+
+        try:
+            require_train_extra(ns.command)
+        except MissingExtra as e:
+            print(f"loracfg {ns.command}: {e}", file=sys.stderr)
+            return 1
+        from loracfg.runner import export
+
+        if ns.command == "export":
+            done = export.export(ns.run_dir, ns.output, merge=ns.merge, force=ns.force,
+                                 allow_unfinished=ns.allow_unfinished, base=ns.base)
+            print(f"wrote {done['out']}: {done['how']} (from {done['adapter']})")
+            return 0
+        messages = None
+        if ns.messages is not None:
+            messages = _messages(ns.messages)
+        elif ns.prompt is None:
+            print("loracfg generate: give a prompt, or --messages FILE", file=sys.stderr)
+            return 2
+        print(export.generate(ns.run_dir, ns.prompt, messages, ns.max_new_tokens, ns.allow_unfinished, ns.base))
+        return 0
+    except RunError as e:
+        print(f"loracfg {ns.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _messages(path: Path) -> list[dict[str, str]]:
+    from loracfg.runner.errors import RunError
+
+    try:
+        messages = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunError(f"--messages {path}: not a readable JSON file ({e})") from e
+    if not isinstance(messages, list) or not all(isinstance(m, dict) and isinstance(m.get("role"), str) and
+                                                 isinstance(m.get("content"), str) for m in messages):
+        raise RunError(f"--messages {path}: expected a list of {{\"role\": ..., \"content\": ...}} objects")
+    return messages
+
+
 def _train(args: Sequence[str]) -> int:
     """Hydra parses its own command line (-m, --cfg, --config-dir, hydra/launcher=...): hand it over untouched."""
     from loracfg.runner.train import main as train_main
@@ -319,6 +402,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return _estimate(ns)
     if ns.command == "data":
         return _data(ns)
+    if ns.command in ("export", "generate", "runs"):
+        return _use(ns)
     if ns.command == "run":
         from loracfg.runner.__main__ import main as run_main
 

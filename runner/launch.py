@@ -128,11 +128,10 @@ _ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(?P<rank>\d+).*?exitcode\s*:\
 
 def _failed_rank(text: str) -> str:
     """'rank 1 died (SIGKILL)' from torch.distributed.run's failure report (its "Root Cause" section)."""
-    m = None
-    for m in _ROOT_CAUSE.finditer(text):
-        pass
-    if m is None:
+    found = list(_ROOT_CAUSE.finditer(text))
+    if not found:
         return "the distributed run failed (each rank's error is printed above)"
+    m = found[-1]
     code = int(m["code"])
     if code < 0:
         try:

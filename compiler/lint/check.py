@@ -95,6 +95,17 @@ def _check(comp: Composition | None, diags: list[Diagnostic]) -> tuple[Compositi
     return comp, diags
 
 
+def lint_config(config: dict[str, Any], overrides: Sequence[str] = (), where: str = "plan.json"
+                ) -> list[Diagnostic]:
+    """Schema and rules on an already composed config (a run's ``plan.json``), without its files: every
+    diagnostic is located at ``where``. What ``loracfg export`` writes into the model card."""
+    import copy
+
+    location = Location(where)
+    comp = Composition(tuple(overrides), copy.deepcopy(config), {}, lambda: ({}, location))
+    return _check(comp, [])[1]
+
+
 def default_config_dir(cwd: Path | None = None) -> Path:
     """The user's ``conf/`` in the working directory, else loracfg's shipped one."""
     own = (cwd or Path.cwd()) / "conf"
