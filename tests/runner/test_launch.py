@@ -214,6 +214,7 @@ def test_sigterm_to_the_app_checkpoints_every_rank_once_and_a_rerun_resumes(tmp_
     assert proc.returncode == 128 + signal.SIGTERM, err[-4000:]
     stopped = _metrics(tmp_path, "two")
     assert stopped["finished"] is False and 0 < stopped["global_step"] < 60, stopped.get("global_step")
+    assert stopped["stopped_by"] == "SIGTERM"  # what `loracfg runs` shows as "stopped at step N (SIGTERM)"
     (run,) = (tmp_path / "two").glob("*/")
     assert sorted(p.name for p in run.glob("checkpoint-*")) == [f"checkpoint-{stopped['global_step']}"]
     pointer = json.loads((tmp_path / "two-hydra" / "loracfg.json").read_text())
