@@ -24,9 +24,15 @@ class Derived:
     epochs: float  # what the run really trains: max_steps / steps_per_epoch when max_steps is set
 
 
+def world_size(cfg: Mapping[str, Any]) -> int:
+    """Processes of one run: hardware.num_devices on each of hardware.num_nodes."""
+    hw = cfg["hardware"]
+    return int(hw["num_devices"]) * int(hw.get("num_nodes") or 1)
+
+
 def derive(cfg: Mapping[str, Any]) -> Derived:
-    sched, data, hw = cfg["schedule"], cfg["data"], cfg["hardware"]
-    world = int(hw["num_devices"]) * int(hw.get("num_nodes") or 1)
+    sched, data = cfg["schedule"], cfg["data"]
+    world = world_size(cfg)
     micro = int(sched["per_device_train_batch_size"])
     accum = int(sched["gradient_accumulation_steps"])
     n = int(data["num_samples"])

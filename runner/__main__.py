@@ -35,16 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def execute(plan: dict) -> int:
     """Run a plan; exit status 0 done, 128+N when preempted by signal N (a checkpoint was saved)."""
-    from loracfg.runner.launch import die_with_launcher, join_slurm_tasks, launch, needs_launch
-    from loracfg.runner.run import Preempted, run
+    from loracfg.runner.launch import die_with_launcher, join_slurm_tasks, start
+    from loracfg.runner.run import Preempted
 
     die_with_launcher()
     try:
         join_slurm_tasks(plan)  # one task of a SLURM step of several: it is a rank already
-        if needs_launch(plan):  # more than one process and not inside a launch yet: start them
-            launch(plan)
-        else:
-            run(plan)
+        start(plan)
     except Preempted as e:
         print(f"runner: {e}; run the same command again to resume", file=sys.stderr)
         return 128 + e.signum

@@ -88,6 +88,8 @@ def _tokenizer(run: Run) -> Any:
 def _source(run: Run, base: str | None) -> str | None:
     """Where the base weights come from: ``--base``, the base the run saved (a from_config model that was
     quantized), the plan's model; None for a from_config model rebuilt from its seed."""
+    from loracfg.runner.run import missing_local_model
+
     if base is not None:
         path = Path(base).expanduser()
         if not (path / "config.json").is_file():
@@ -100,8 +102,7 @@ def _source(run: Run, base: str | None) -> str | None:
     if m["from_config"]:
         return None
     name = m["name_or_path"]
-    looks_local = name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
-    if looks_local and not (Path(name).expanduser() / "config.json").is_file():
+    if missing_local_model(name):
         raise RunError(f"the base model '{name}' (model.name_or_path of the run) is missing; pass --base the "
                        f"directory that holds it now")
     return name
@@ -113,10 +114,7 @@ def load_base(run: Run, tokenizer: Any, base: str | None = None, quantized: bool
     from loracfg.compiler.plan import hf
     from loracfg.runner.run import _from_config, _load_model
 
-    kwargs = dict(run.plan["model"]["from_pretrained"])
-    for k in ("dtype", "torch_dtype"):
-        if k in kwargs:
-            kwargs[k] = hf._torch_dtype(kwargs[k])
+    kwargs = hf.from_pretrained_kwargs(run.plan)
     kwargs["device_map"] = "auto" if torch.cuda.is_available() and run.quantized else None
     if quantized and run.quantized:
         from transformers import BitsAndBytesConfig

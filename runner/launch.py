@@ -143,6 +143,14 @@ def _failed_rank(text: str) -> str:
     return f"rank {m['rank']} died ({how}; its error, if it printed one, is above)"
 
 
+def start(plan: dict[str, Any], objects: Any = None) -> dict[str, Any]:
+    """Train the plan from here: through torch.distributed.run when it wants more processes than this one is,
+    else in this process (``objects``: its Hugging Face objects where the caller built them). Its metrics."""
+    from loracfg.runner.run import run
+
+    return launch(plan) if needs_launch(plan) else run(plan, objects=objects)
+
+
 def launch(plan: dict[str, Any]) -> dict[str, Any]:
     """Run the plan in ``world_size`` processes on this host; the run's metrics, as ``run.run`` returns them."""
     from loracfg.runner.run import METRICS, PREEMPTION_SIGNALS, Preempted, run_dir_of

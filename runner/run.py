@@ -141,13 +141,18 @@ def _sample(model: Any, tokenizer: Any, data: dict[str, Any], rows: Any, templat
     return {"prompt": "", "answer": "", "expected": ""}
 
 
+def missing_local_model(name: str) -> bool:
+    """``name`` is a local path (not a hub id) without a saved model (no config.json) there."""
+    looks_local = name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
+    return looks_local and not (Path(name).expanduser() / "config.json").is_file()
+
+
 def _check_model_source(plan: dict[str, Any]) -> None:
     m = plan["model"]
     if m["from_config"]:
         return
     name = m["name_or_path"]
-    looks_local = name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
-    if looks_local and not (Path(name).expanduser() / "config.json").is_file():
+    if missing_local_model(name):
         raise RunError(f"model.name_or_path '{name}' is not a model directory (no config.json there); point it at "
                        f"a directory saved with save_pretrained, or set model.from_config=true", key="model.name_or_path")
 
@@ -230,10 +235,6 @@ def _unprepare_after_evaluation(trainer: Any) -> None:
         return
     trainer.model.__dict__.pop("_is_accelerate_prepared", None)
     trainer.accelerator._models[:] = [m for m in trainer.accelerator._models if m is not trainer.model]
-
-
-def trainer_state_of(args: Any) -> str:
-    return f"accelerate's distributed type {args.distributed_state.distributed_type.value}"
 
 
 def _same_plan_on_every_rank(plan: dict[str, Any]) -> None:
@@ -325,7 +326,7 @@ def run(plan: dict[str, Any], out: Any = None, objects: Any = None) -> dict[str,
     want = int(plan["resolved"].get("world_size", 1))
     if args.world_size != want:  # e.g. arguments built before the process joined its group: it would train alone
         raise RunError(f"the plan is for {want} processes but this one trains in a group of {args.world_size} "
-                       f"({trainer_state_of(args)}); start it through the app, python -m loracfg.runner PLAN, or one "
+                       f"(accelerate's distributed type {args.distributed_state.distributed_type.value}); start it through the app, python -m loracfg.runner PLAN, or one "
                        f"SLURM task per device", key="hardware.num_devices")
     if args.world_size > 1:
         _same_plan_on_every_rank(plan)

@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from loracfg.compiler.lint.yamlpos import value_at
 from loracfg.runner.errors import RunError
 
 # composed-config keys worth a column when they differ between the runs listed
@@ -21,13 +22,6 @@ KEYS = ("model.name_or_path", "lora.r", "lora.lora_alpha", "lora.use_dora", "qua
         "schedule.learning_rate", "schedule.lr_scheduler_type", "schedule.per_device_train_batch_size",
         "schedule.gradient_accumulation_steps", "schedule.max_steps", "schedule.num_train_epochs",
         "hardware.num_devices", "data.format", "data.path", "seed")
-
-
-def _get(cfg: dict[str, Any], key: str) -> Any:
-    node: Any = cfg
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 def _alive(pid: int) -> bool:
@@ -93,7 +87,7 @@ def collect(root: Path) -> list[dict[str, Any]]:
             "status": status(metrics), "global_step": metrics.get("global_step"),
             "final_eval_loss": metrics.get("final_eval_loss"), "wall_time_s": metrics.get("wall_time_s"),
             "started_unix": metrics.get("started_unix"),
-            "settings": {k: _get(cfg, k) for k in KEYS},
+            "settings": {k: value_at(cfg, k) for k in KEYS},
         })
     rows.sort(key=lambda r: -(r.get("started_unix") or 0))
     return rows

@@ -59,8 +59,8 @@ def task(cfg: DictConfig) -> float | None:
         return fail(f"lint errors: {', '.join(sorted({d.code for d in compiled.lint.diagnostics}))}")
     print(summary(compiled.plan, compiled.notes))
     from loracfg.runner.errors import RunError
-    from loracfg.runner.launch import join_slurm_tasks, launch, needs_launch, rank
-    from loracfg.runner.run import Preempted, eval_metric, run, run_dir_of
+    from loracfg.runner.launch import join_slurm_tasks, rank, start
+    from loracfg.runner.run import Preempted, eval_metric, run_dir_of
 
     point.run_dir = str(run_dir_of(compiled.plan))
     try:
@@ -70,10 +70,7 @@ def task(cfg: DictConfig) -> float | None:
         return fail(str(e))
     point.record("running")
     try:
-        if needs_launch(compiled.plan):  # more than one process: torch.distributed.run starts them (runner.launch)
-            metrics = launch(compiled.plan)
-        else:
-            metrics = run(compiled.plan, objects=compiled.objects)
+        metrics = start(compiled.plan, objects=compiled.objects)  # torch.distributed.run where it needs more processes
     except RunError as e:
         return fail(str(e))
     except Preempted as e:

@@ -34,6 +34,7 @@ from loracfg.compiler.derived import (
     resolve_dtype,
     resolve_optim,
     resolve_precision,
+    world_size,
 )
 
 GIB = 1024 ** 3
@@ -276,7 +277,7 @@ def resolve_strategy(cfg: Mapping[str, Any], params: Parameters | None = None) -
     """(strategy, why): ``single`` for one process; ``hardware.strategy`` when set; ``auto`` is ddp when the
     whole model's estimate fits one device (or off CUDA: the Trainer's FSDP path needs an accelerator), fsdp
     when it does not."""
-    world = derive(cfg).world_size
+    world = world_size(cfg)
     chosen = cfg["hardware"].get("strategy") or "auto"
     if world <= 1:
         return "single", "one process: nothing to split"
@@ -322,7 +323,7 @@ def estimate_memory(cfg: Mapping[str, Any], params: Parameters | None = None,
         "cuda_context": CUDA_CONTEXT_BYTES if cuda else 0,
     }
     if strategy == "fsdp":  # each process keeps 1/world of these; a layer is gathered whole for its forward/backward
-        world = derive(cfg).world_size
+        world = world_size(cfg)
         layers = max(int(cfg["model"]["config"].get("num_hidden_layers") or 1), 1)
         gathered = 2 * math.ceil(breakdown["base_weights"] / layers)  # the layer in use and the one prefetched
         for term in SHARDED_TERMS:

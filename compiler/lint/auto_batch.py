@@ -6,14 +6,14 @@ device; the gradient accumulation makes up the rest, so the effective batch is t
 Trainer's ``auto_find_batch_size`` finds out by running out of memory, after the job started.
 
 Runs after schema validation, before the rules: every rule, the plan and the estimator see the numbers. What was
-picked, and why, is kept on the composition (``comp.batch_decisions``) for the plan's decisions.
+picked, and why, is kept on the composition (``Composition.batch_decisions``) for the plan's decisions.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any
 
+from loracfg.compiler.derived import world_size
 from loracfg.compiler.lint import codes
 from loracfg.compiler.lint.compose import Composition
 from loracfg.compiler.lint.diagnostics import Diagnostic
@@ -32,7 +32,7 @@ def resolve(comp: Composition) -> list[Diagnostic]:
 
     sched, hw = comp.config["schedule"], comp.config["hardware"]
     micro, target = sched.get("per_device_train_batch_size"), sched.get("effective_batch_size")
-    world = int(hw["num_devices"]) * int(hw.get("num_nodes") or 1)
+    world = world_size(comp.config)
     if micro != "auto":
         if target is not None and micro * sched["gradient_accumulation_steps"] * world != target:
             actual = micro * sched["gradient_accumulation_steps"] * world
@@ -68,7 +68,3 @@ def resolve(comp: Composition) -> list[Diagnostic]:
          f"{chosen} x {accum} x {world}"),
     ]
     return []
-
-
-def decisions(comp: Composition) -> list[tuple[str, Any, str]]:
-    return list(getattr(comp, "batch_decisions", []))

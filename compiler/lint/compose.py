@@ -40,7 +40,7 @@ from loracfg.compiler.lint.diagnostics import (
     Location,
     display_path,
 )
-from loracfg.compiler.lint.yamlpos import join, positions
+from loracfg.compiler.lint.yamlpos import join, positions, value_at
 from loracfg.compiler.resources import shipped_conf_dir
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
@@ -87,6 +87,8 @@ class Composition:
         self._origins: dict[str, Location] | None = None
         self._primary: Location | None = None
         self.launcher: str | None = None  # Hydra's hydra/launcher choice (basic, slurm, ...) where known
+        # (argument, value, why) of what lint resolved for the plan (loracfg.compiler.lint.auto_batch)
+        self.batch_decisions: list[tuple[str, Any, str]] = []
         self.defaulted: dict[str, str] = {}  # key -> whose default it took (loracfg.compiler.lint.validate.apply_defaults)
 
     @property
@@ -119,18 +121,7 @@ class Composition:
         return False
 
     def get(self, key: str, default: Any = None) -> Any:
-        node: Any = self.config
-        for part in re.findall(r"[^.\[\]]+|\[\d+\]", key):
-            if part.startswith("["):
-                idx = int(part[1:-1])
-                if not isinstance(node, list) or idx >= len(node):
-                    return default
-                node = node[idx]
-            elif isinstance(node, dict) and part in node:
-                node = node[part]
-            else:
-                return default
-        return node
+        return value_at(self.config, key, default)
 
 
 def _diag(code: codes.Code, message: str, location: Location, key: str | None = None,
@@ -246,10 +237,7 @@ class Composer:
         launcher = cfg.hydra.runtime.choices.get("hydra/launcher")
         with open_dict(cfg):
             del cfg["hydra"]
-        comp, diags = self._finish(cfg, overrides, parsed, choices)
-        if comp is not None:
-            comp.launcher = launcher
-        return comp, diags
+        return self._finish(cfg, overrides, parsed, choices, launcher)
 
     def adopt(self, cfg: DictConfig, overrides: Sequence[str], choices: dict[str, str]) -> tuple[Composition, list[Diagnostic]]:
         """The composition a Hydra app already composed (``train.py``: its ``cfg`` and
@@ -258,13 +246,10 @@ class Composer:
         parsed = [(self._parser.parse_override(text), col) for text, col in zip(overrides, self._columns(overrides))]
         cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
         own = {g: str(o) for g, o in choices.items() if not g.startswith("hydra/") and o is not None}
-        comp, diags = self._finish(cfg, overrides, parsed, own)
-        if comp is not None:
-            comp.launcher = choices.get("hydra/launcher")
-        return comp, diags
+        return self._finish(cfg, overrides, parsed, own, choices.get("hydra/launcher"))
 
     def _finish(self, cfg: DictConfig, overrides: tuple[str, ...], parsed: list[tuple[Override, int]],
-                choices: dict[str, str]) -> tuple[Composition, list[Diagnostic]]:
+                choices: dict[str, str], launcher: str | None = None) -> tuple[Composition, list[Diagnostic]]:
         def provenance() -> tuple[dict[str, Location], Location]:
             defaults = GlobalHydra.instance().config_loader().compute_defaults_list(
                 PRIMARY, list(overrides), RunMode.RUN)
@@ -273,6 +258,7 @@ class Composer:
         diags: list[Diagnostic] = []
         cli_keys = frozenset(ov.key_or_group for ov, _ in parsed if not self._is_group_override(ov) and not ov.is_delete())
         comp = Composition(overrides, {}, choices, provenance, cli_keys)
+        comp.launcher = launcher
         comp.config = self._resolve(cfg, "", comp, diags)
         return comp, diags
 

@@ -1,15 +1,34 @@
-"""Line and column of every key of a YAML file, which Hydra and OmegaConf do not keep."""
+"""Key paths of a composed config (`value_at`, `join`) and the line and column of every key of a YAML file, which
+Hydra and OmegaConf do not keep."""
 
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
+from typing import Any
 
 import yaml
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Positions = dict[str, tuple[int, int]]
+
+
+def value_at(config: Any, key: str, default: Any = None) -> Any:
+    """The value at a full key (``lora.target_modules[0]``) of a composed config, else ``default``."""
+    node: Any = config
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", key):
+        if part.startswith("["):
+            idx = int(part[1:-1])
+            if not isinstance(node, list) or idx >= len(node):
+                return default
+            node = node[idx]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return default
+    return node
 
 
 def join(prefix: str, key: str | int) -> str:

@@ -20,7 +20,6 @@ from loracfg.compiler.derived import (
     resolve_precision,
 )
 from loracfg.compiler.estimate.memory import resolve_strategy
-from loracfg.compiler.lint import auto_batch
 from loracfg.compiler.lint.compose import Composition
 
 PLAN_VERSION = 4  # 2: data.format names the row shape, defaults filled in; 3: resolved.sequences (packing mode);
@@ -118,7 +117,7 @@ def build(comp: Composition) -> dict[str, Any]:
     b = _Builder()
     for key, source in sorted(comp.defaulted.items()):
         b.decide(key, comp.get(key), f"not set by the config: {source}'s default")
-    for argument, value, why in auto_batch.decisions(comp):
+    for argument, value, why in comp.batch_decisions:
         b.decide(argument, value, why)
     cuda = hw["accelerator"] == "cuda"
     quantized = bool(quant.get("load_in_4bit") or quant.get("load_in_8bit"))

@@ -198,6 +198,15 @@ def bnb_kwargs(plan: dict[str, Any]) -> dict[str, Any] | None:
     return kwargs
 
 
+def from_pretrained_kwargs(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan's from_pretrained arguments with dtype names as torch dtypes (without the quantization config)."""
+    kwargs = dict(plan["model"]["from_pretrained"])
+    for k in ("dtype", "torch_dtype"):
+        if k in kwargs:
+            kwargs[k] = _torch_dtype(kwargs[k])
+    return kwargs
+
+
 def to_hf(plan: dict[str, Any], locate: Callable[[str], Location] | None = None,
           keep_environment: bool = False) -> HFObjects:
     """The real Hugging Face objects of a specialized plan; constructor errors become diagnostics.
@@ -230,10 +239,7 @@ def to_hf(plan: dict[str, Any], locate: Callable[[str], Location] | None = None,
     lora = construct(LoraConfig, "LoraConfig", plan["lora"]["LoraConfig"])
     bnb_kw = bnb_kwargs(plan)
     bnb = construct(BitsAndBytesConfig, "BitsAndBytesConfig", bnb_kw) if bnb_kw is not None else None
-    model_kwargs = dict(plan["model"]["from_pretrained"])
-    for k in ("dtype", "torch_dtype"):
-        if k in model_kwargs:
-            model_kwargs[k] = _torch_dtype(model_kwargs[k])
+    model_kwargs = from_pretrained_kwargs(plan)
     if bnb is not None:
         model_kwargs["quantization_config"] = bnb
     return HFObjects(ta, lora, bnb, model_kwargs, notes, diags)
